@@ -1,0 +1,53 @@
+"""Next-item losses over hidden states, outside the model; each takes an optional weight per position.
+
+- "bce": the paper's loss; one uniformly sampled negative per position (positives not excluded).
+- "ce": full-softmax cross-entropy over all items (padding excluded).
+Both return (weighted mean loss, per-position loss) so DR4SR+ can reuse the per-position values.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from dr4sr.errors import ConfigError
+from dr4sr.models.base import Backbone
+
+LOSSES = ("bce", "ce")
+
+
+def _reduce(per_pos: torch.Tensor, mask: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    w = mask.float() if weights is None else weights * mask
+    return (per_pos * w).sum() / mask.float().sum().clamp(min=1.0)
+
+
+def next_item_loss(model: Backbone, hidden: torch.Tensor, targets: torch.Tensor, kind: str = "bce",
+                   weights: torch.Tensor | None = None,
+                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """hidden: (B, T, d) states aligned with targets (B, T); target 0 = no target at that position."""
+    mask = targets > 0
+    h = hidden[mask]  # only real positions: (P, d)
+    pos_items = targets[mask]
+    item_w = model.item_weights()
+    if kind == "bce":
+        neg_items = torch.randint(1, model.num_items + 1, pos_items.shape, device=h.device, generator=generator)
+        pos_logit = (h * item_w[pos_items]).sum(-1)
+        neg_logit = (h * item_w[neg_items]).sum(-1)
+        loss = F.softplus(-pos_logit) + F.softplus(neg_logit)  # -log σ(pos) - log(1 - σ(neg))
+    elif kind == "ce":
+        logits = h @ item_w.t()
+        logits[:, 0] = float("-inf")  # never predict padding
+        loss = F.cross_entropy(logits, pos_items, reduction="none")
+    else:
+        raise ConfigError(f"unknown loss {kind!r}; expected one of {LOSSES}")
+    per_pos = torch.zeros(targets.shape, dtype=loss.dtype, device=loss.device)
+    per_pos[mask] = loss
+    return _reduce(per_pos, mask, weights), per_pos
+
+
+def hidden_for_targets(model: Backbone, inputs: torch.Tensor, lengths: torch.Tensor,
+                       targets: torch.Tensor) -> torch.Tensor:
+    """Hidden states aligned with `targets`: all positions (seq2seq) or the last one ("last" mode)."""
+    hidden = model(inputs, lengths)
+    if model.training_mode == "last":  # batches are left-padded: the last position is the prefix end
+        return hidden[:, -1:]
+    return hidden

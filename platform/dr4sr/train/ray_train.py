@@ -1,0 +1,113 @@
+"""Run `run_worker` on N Ray Train workers (TorchTrainer, Train V2, DDP: gloo on CPU, NCCL on GPU)."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from dr4sr.train.loop import LoopContext
+from dr4sr.train.worker import (CHECKPOINT_NAME, TrainingInput, _json_default, load_checkpoint, run_worker,
+                                save_checkpoint)
+
+
+class RayTrainContext(LoopContext):
+    def __init__(self, checkpoint_dir: str | None, resume_state: dict | None):
+        import ray.train
+        import ray.train.torch
+
+        ctx = ray.train.get_context()
+        self.rank, self.world_size = ctx.get_world_rank(), ctx.get_world_size()
+        self.show_progress = self.rank == 0
+        super().__init__(ray.train.torch.get_device(), None, resume_state)
+        self.checkpoint_dir = checkpoint_dir
+
+    def wrap(self, model):
+        if self.world_size == 1:
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(model, device_ids=ids)
+
+    def all_reduce_sum(self, values):
+        if self.world_size == 1:
+            return values
+        keys = sorted(values)
+        t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=self.device)
+        dist.all_reduce(t)
+        return dict(zip(keys, t.tolist()))
+
+    def gather(self, array):
+        if self.world_size == 1:
+            return [array]
+        out = [None] * self.world_size
+        dist.all_gather_object(out, array)
+        return out
+
+    def end_epoch(self, epoch, metrics, state_fn):
+        import ray.train
+
+        report = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+        if self.rank != 0:
+            ray.train.report(report)
+            return
+        state = state_fn()
+        if self.checkpoint_dir:
+            save_checkpoint(self.checkpoint_dir, state)
+        with tempfile.TemporaryDirectory() as tmp:
+            torch.save(state, os.path.join(tmp, CHECKPOINT_NAME))
+            ray.train.report(report, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+
+
+def _train_loop_per_worker(config: dict) -> None:
+    import ray.train
+
+    inp: TrainingInput = config["input"]
+    resume = config.get("resume_state")
+    ckpt = ray.train.get_checkpoint()  # set when Ray restarts workers after a failure
+    if ckpt is not None:
+        with ckpt.as_directory() as d:
+            resume = load_checkpoint(Path(d) / CHECKPOINT_NAME)
+    ctx = RayTrainContext(inp.checkpoint_dir, resume)
+    out = run_worker(inp, ctx)
+    if ctx.rank == 0:
+        # final results travel back to the driver in a last checkpoint
+        with tempfile.TemporaryDirectory() as tmp:
+            np.save(os.path.join(tmp, "ranks.npy"), out["ranks"])
+            torch.save(out["model_state"], os.path.join(tmp, "model.pt"))
+            Path(tmp, "metrics.json").write_text(json.dumps(out["metrics"], default=_json_default))
+            ray.train.report({"done": 1}, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+    else:
+        ray.train.report({"done": 1})
+
+
+def run_ray_train(inp: TrainingInput, workers: int, use_gpu: bool, storage_path: str,
+                  name: str, resume_state: dict | None = None, cpus_per_worker: float = 1.0) -> dict:
+    import ray
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    if not ray.is_initialized():
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        ray.init(include_dashboard=False, log_to_driver=True)
+    trainer = TorchTrainer(
+        _train_loop_per_worker,
+        train_loop_config={"input": inp, "resume_state": resume_state},
+        torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
+        scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu,
+                                     resources_per_worker=None if use_gpu else {"CPU": cpus_per_worker}),
+        run_config=RunConfig(name=name, storage_path=storage_path,
+                             checkpoint_config=CheckpointConfig(num_to_keep=2),
+                             failure_config=FailureConfig(max_failures=0)),
+    )
+    result = trainer.fit()
+    with result.checkpoint.as_directory() as d:
+        model_state = torch.load(Path(d) / "model.pt", map_location="cpu", weights_only=True)
+        metrics = json.loads(Path(d, "metrics.json").read_text())
+        ranks = np.load(Path(d) / "ranks.npy")
+    return {"metrics": metrics, "ranks": ranks, "model_state": model_state}

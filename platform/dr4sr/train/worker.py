@@ -1,0 +1,116 @@
+"""One training run on one worker: build the model and batches, fit, test. Shared by the local path
+and every Ray Train worker, so the two cannot drift apart."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from dr4sr.config import from_dict
+from dr4sr.data.batching import TrainBatcher
+from dr4sr.data.splits import Splits
+from dr4sr.models.base import BuildContext
+from dr4sr.models.registry import get_backbone
+from dr4sr.train.config import RunConfig
+from dr4sr.train.loop import LoopContext, fit, test_ranks
+
+CHECKPOINT_NAME = "last.pt"
+
+
+@dataclasses.dataclass
+class TrainingInput:
+    """Everything a worker needs; picklable so Ray can ship it."""
+    cfg: RunConfig
+    splits: Splits
+    sequences: Sequence[np.ndarray]  # what the model trains on (original or regenerated rows)
+    row_weights: np.ndarray | None = None
+    store_root: str | None = None
+    checkpoint_dir: str | None = None  # where rank 0 keeps `last.pt` for --resume
+
+
+def save_checkpoint(directory: str | Path, state: dict) -> Path:
+    """Atomic write: a crash mid-save leaves the previous checkpoint intact."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".ckpt-", dir=directory)
+    with os.fdopen(fd, "wb") as f:  # a file object: torch's writer rejects some temp names
+        torch.save(state, f)
+    final = directory / CHECKPOINT_NAME
+    os.replace(tmp, final)
+    return final
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def run_worker(inp: TrainingInput, ctx: LoopContext) -> dict:
+    """Fit and test; returns the metrics dict and (on every rank) all users' test ranks."""
+    cfg = inp.cfg
+    spec = get_backbone(cfg.backbone)
+    model_cfg = from_dict(spec.config_cls, cfg.model, "model.")
+    torch.manual_seed(cfg.train.seed)
+    np.random.seed(cfg.train.seed)
+    build = BuildContext(num_items=inp.splits.num_items, max_len=inp.splits.max_len,
+                         original_train=inp.splits.train, store_root=inp.store_root,
+                         dataset_fingerprint=inp.splits.fingerprint)
+    model = spec.model_cls(model_cfg, build)
+    batcher = TrainBatcher(inp.sequences, cfg.train.batch_size, model.training_mode, inp.splits.max_len,
+                           inp.row_weights, cfg.train.seed, ctx.rank, ctx.world_size)
+    aux = spec.auxiliary(model_cfg, inp) if spec.auxiliary is not None else None
+    result = fit(model, batcher, inp.splits, cfg.train, ctx, aux)
+    test, ranks = test_ranks(model, inp.splits, ctx, cfg.train.eval_batch_size)
+    valid = {k[len("valid_"):]: v for k, v in result.best_valid.items() if k.startswith("valid_")}
+    metrics = {
+        "valid": valid, "test": test, "best_epoch": result.best_epoch, "epochs": result.epochs,
+        "seconds_per_epoch": result.seconds_per_epoch, "eval_seconds_per_epoch": result.eval_seconds,
+        "train_rows": batcher.num_rows, "train_targets": batcher.num_targets(),
+        "skipped_rows": batcher.skipped_rows, "world_size": ctx.world_size,
+        "history": result.history,
+    }
+    return {"metrics": metrics, "ranks": ranks, "model_state": {k: v.cpu() for k, v in model.state_dict().items()}}
+
+
+def write_outputs(out_dir: str | Path, metrics: dict, ranks: np.ndarray, users: np.ndarray,
+                  model_state: dict | None = None) -> None:
+    """metrics.json + user_metrics.parquet (+ model.pt), each written atomically."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    table = pa.table({"user": np.asarray(users, dtype=np.int64), "rank": np.asarray(ranks, dtype=np.int64)})
+    _atomic(out / "user_metrics.parquet", lambda p: pq.write_table(table, p))
+    if model_state is not None:
+        _atomic(out / "model.pt", lambda p: _torch_save(model_state, p))
+    _atomic(out / "metrics.json", lambda p: Path(p).write_text(json.dumps(metrics, indent=2, default=_json_default)))
+
+
+def _torch_save(obj, path) -> None:
+    with open(path, "wb") as f:
+        torch.save(obj, f)
+
+
+def _atomic(final: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", dir=final.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, final)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _json_default(obj):
+    if hasattr(obj, "item"):
+        return obj.item()
+    if dataclasses.is_dataclass(obj):
+        return dataclasses.asdict(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj)}")
