@@ -16,6 +16,41 @@ from dr4sr.models.base import Backbone
 KS = (10, 20)
 
 
+ITEM_BLOCK = 2048  # item columns per score block: keeps a (users x items) block in cache
+USER_BLOCK = 512
+
+
+@torch.no_grad()
+def count_higher(user_vecs: torch.Tensor, item_w: torch.Tensor, target: torch.Tensor, history: torch.Tensor,
+                 mask_history: bool = True) -> torch.Tensor:
+    """1 + number of unmasked items scoring strictly higher than each user's target.
+
+    Scores are produced block by block and only counted, never materialised for all items: counting
+    in cache-sized blocks was 4x faster than scoring the full matrix and masking it. Masked columns
+    (padding, the target itself, history) are un-counted using the same block's values.
+    """
+    B = user_vecs.size(0)
+    hist = history if mask_history else torch.zeros_like(history[:, :0])
+    excl = torch.cat([torch.zeros_like(target)[:, None], target[:, None], hist], 1).sort(1).values
+    valid = torch.ones_like(excl, dtype=torch.bool)
+    valid[:, 1:] = excl[:, 1:] != excl[:, :-1]  # each excluded column once (repeats, padding)
+    # the target score from a matmul, like the blocks below: an elementwise dot rounds differently
+    t = (user_vecs @ item_w[target].t()).diagonal()[:, None]
+    if mask_history:
+        in_hist = (hist == target[:, None]).any(1, keepdim=True)
+        t = torch.where(in_hist, torch.full_like(t, float("-inf")), t)  # a masked target ranks last
+    count = torch.zeros(B, dtype=torch.int64, device=user_vecs.device)
+    w_t = item_w.detach().t()
+    for i0 in range(0, item_w.size(0), ITEM_BLOCK):
+        s = user_vecs @ w_t[:, i0:i0 + ITEM_BLOCK]
+        count += (s > t).sum(1)
+        inside = valid & (excl >= i0) & (excl < i0 + s.size(1))
+        if inside.any():
+            local = s.gather(1, (excl - i0).clamp(0, s.size(1) - 1))
+            count -= ((local > t) & inside).sum(1)
+    return count + 1
+
+
 @torch.no_grad()
 def rank_targets(model: Backbone, histories: Sequence[np.ndarray], targets: np.ndarray, max_len: int = 50,
                  batch_size: int = 2048, device: str | torch.device = "cpu",
@@ -28,19 +63,17 @@ def rank_targets(model: Backbone, histories: Sequence[np.ndarray], targets: np.n
     order = np.argsort(lengths, kind="stable")
     ranks = np.empty(len(histories), dtype=np.int64)
     item_w = model.item_weights()
+    targets = np.asarray(targets, dtype=np.int64)
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
-        seqs, lens = pad_sequences([histories[i] for i in idx], model.padding, None)
-        seqs = seqs[:, -max_len:] if model.padding == "left" else seqs[:, :max_len]
+        seqs, lens = pad_sequences([histories[i][-max_len:] for i in idx], model.padding, None)
         seqs_t = torch.from_numpy(seqs).to(device)
-        lens_t = torch.from_numpy(np.minimum(lens, max_len)).to(device)
-        scores = model.last_hidden(seqs_t, lens_t) @ item_w.t()
-        scores[:, 0] = float("-inf")
-        if mask_history:
-            scores.scatter_(1, seqs_t, float("-inf"))  # padding id 0 is already masked
-        tgt = torch.from_numpy(np.asarray(targets)[idx]).to(device)
-        tgt_score = scores.gather(1, tgt[:, None])
-        ranks[idx] = ((scores > tgt_score).sum(1) + 1).cpu().numpy()
+        user_vecs = model.last_hidden(seqs_t, torch.from_numpy(lens).to(device))
+        tgt = torch.from_numpy(targets[idx]).to(device)
+        for u0 in range(0, len(idx), USER_BLOCK):
+            sl = slice(u0, u0 + USER_BLOCK)
+            r = count_higher(user_vecs[sl], item_w, tgt[sl], seqs_t[sl], mask_history)
+            ranks[idx[sl]] = r.cpu().numpy()
     model.train(was_training)
     return ranks
 

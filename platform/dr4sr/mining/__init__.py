@@ -1,0 +1,14 @@
+"""Pattern mining (stage `mine`): frequent span-constrained patterns and (user, pattern) pairs.
+
+- `mine_patterns` / `mine`: native (numpy, level-wise) or seq2pat engine, optionally on Ray Data.
+- `pair_patterns`: the patterns each training sequence contains, ≤ max_pairs per user, seeded.
+- `run_mine_stage` / `load_mine_artifact`: the content-addressed artifact.
+Ray is imported only when `workers` asks for it.
+"""
+from dr4sr.mining.engines import ENGINES, mine, mine_patterns
+from dr4sr.mining.pairing import Pairs, pair_patterns
+from dr4sr.mining.patterns import PatternSet
+from dr4sr.mining.stage import MineConfig, load_mine_artifact, run_mine_stage
+
+__all__ = ["ENGINES", "MineConfig", "Pairs", "PatternSet", "load_mine_artifact", "mine", "mine_patterns",
+           "pair_patterns", "run_mine_stage"]

@@ -105,15 +105,17 @@ def as_int_sequences(sequences: Sequence) -> list[np.ndarray]:
     if sequences is None or len(sequences) == 0:
         raise DR4SRError("mining: the sequence list is empty; nothing to mine "
                          "(is the dataset empty, or were all users filtered out?)")
-    out = []
-    for i, s in enumerate(sequences):
-        a = np.asarray(s)
-        if a.ndim != 1:
-            raise DR4SRError(f"mining: sequence {i} is not a flat list of item ids")
-        if a.size and not np.issubdtype(a.dtype, np.integer):
-            raise DR4SRError(f"mining: sequence {i} holds non-integer items (dtype {a.dtype})")
-        a = a.astype(np.int64, copy=False)
-        if a.size and a.min() < 0:
-            raise DR4SRError(f"mining: sequence {i} holds a negative item id ({int(a.min())})")
-        out.append(a)
+    out = [s if isinstance(s, np.ndarray) and s.dtype == np.int64 else np.asarray(s) for s in sequences]
+    i64 = np.dtype(np.int64)
+    bad = [i for i, a in enumerate(out) if a.ndim != 1 or (a.dtype != i64 and a.size
+                                                             and not np.issubdtype(a.dtype, np.integer))]
+    if bad:
+        raise DR4SRError(f"mining: sequence {bad[0]} is not a flat list of integer item ids")
+    out = [a if a.dtype == i64 else a.astype(np.int64) for a in out]
+    nonempty = [a for a in out if a.size]
+    if nonempty:
+        lowest = int(np.concatenate(nonempty).min())
+        if lowest < 0:
+            first = next(i for i, a in enumerate(out) if a.size and a.min() < 0)
+            raise DR4SRError(f"mining: sequence {first} holds a negative item id ({lowest} is the smallest)")
     return out

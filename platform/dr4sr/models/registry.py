@@ -10,8 +10,12 @@ from typing import Any, Callable
 from dr4sr.config import CONFIG_DIR, from_dict, load_yaml
 from dr4sr.errors import ConfigError
 from dr4sr.models.base import Backbone, BuildContext
+from dr4sr.models.cl4srec import CL4SRec, CL4SRecConfig
+from dr4sr.models.fmlp import FMLP, FMLPConfig
+from dr4sr.models.gcegnn import GCEGNN, GCEGNNConfig
 from dr4sr.models.gru4rec import GRU4Rec, GRU4RecConfig
 from dr4sr.models.sasrec import SASRec, SASRecConfig
+from dr4sr.train.augment import cl4srec_auxiliary
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +38,9 @@ class BackboneSpec:
 BACKBONES: dict[str, BackboneSpec] = {
     "sasrec": BackboneSpec("sasrec", SASRec, SASRecConfig),
     "gru4rec": BackboneSpec("gru4rec", GRU4Rec, GRU4RecConfig),
+    "fmlp": BackboneSpec("fmlp", FMLP, FMLPConfig),
+    "gcegnn": BackboneSpec("gcegnn", GCEGNN, GCEGNNConfig),
+    "cl4srec": BackboneSpec("cl4srec", CL4SRec, CL4SRecConfig, auxiliary=cl4srec_auxiliary),
 }
 
 

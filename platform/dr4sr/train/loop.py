@@ -5,9 +5,7 @@ never imports Ray. Early stopping on the validation metric; the best weights are
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
-import io
 import time
 from typing import Any, Callable
 
@@ -99,9 +97,7 @@ def fit(model: Backbone, batcher: TrainBatcher, splits: Splits, cfg: TrainConfig
     progress = EpochProgress(cfg.max_epochs, len(batcher), enabled=ctx.rank == 0 and ctx.show_progress)
     train_time = eval_time = 0.0
     epoch = start_epoch - 1
-    for epoch in range(start_epoch, cfg.max_epochs):
-        if bad >= cfg.patience:
-            break
+    for epoch in range(start_epoch if bad < cfg.patience else cfg.max_epochs, cfg.max_epochs):
         gen.manual_seed(cfg.seed * 100003 + epoch * 101 + ctx.rank)
         net.train()
         t0 = time.perf_counter()
@@ -122,6 +118,8 @@ def fit(model: Backbone, batcher: TrainBatcher, splits: Splits, cfg: TrainConfig
             count += 1
             progress.set_loss(total / count)
         train_time += time.perf_counter() - t0
+        red = ctx.all_reduce_sum({"loss": total, "batches": float(count)})  # the global mean, on every rank
+        total, count = red["loss"], int(red["batches"])
         t1 = time.perf_counter()
         valid, _ = evaluate(model, splits, "valid", ctx, cfg.eval_batch_size)
         eval_time += time.perf_counter() - t1
@@ -138,8 +136,11 @@ def fit(model: Backbone, batcher: TrainBatcher, splits: Splits, cfg: TrainConfig
         ctx.end_epoch(epoch, record, lambda: {
             "model": state_bytes(model), "optimizer": opt.state_dict(), "epoch": epoch, "best_score": best_score,
             "best_epoch": best_epoch, "bad_epochs": bad, "best_model": best_state, "history": history})
+        if bad >= cfg.patience:
+            break
     progress.close()
     model.load_state_dict(best_state)
+    epoch = history[-1]["epoch"] if history else -1
     n_epochs = max(epoch + 1 - start_epoch, 1)
     best_valid = next((dict(h) for h in history if h["epoch"] == best_epoch), {})
     return FitResult(best_epoch, epoch + 1, best_valid, history, train_time / n_epochs, eval_time / n_epochs)
@@ -158,13 +159,3 @@ def test_ranks(model: Backbone, splits: Splits, ctx: LoopContext, batch_size: in
     for r, part in enumerate(parts):
         full[r::ctx.world_size] = part
     return metrics, full
-
-
-def serialize_state(state: dict) -> bytes:
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    return buf.getvalue()
-
-
-def clone_model(model: Backbone) -> Backbone:
-    return copy.deepcopy(model)

@@ -1,8 +1,6 @@
 """The `train` stage: config -> data -> fit (locally or on Ray Train) -> metrics.json + user_metrics.parquet."""
 from __future__ import annotations
 
-import dataclasses
-import os
 import time
 from pathlib import Path
 from typing import Sequence

@@ -1,0 +1,226 @@
+"""Regenerator pre-training on (sequence, pattern) pairs: one plain PyTorch loop, run locally or on
+N Ray Train (TorchTrainer, DDP) workers through the same `LoopContext` as the target-model loop.
+
+Loss: token cross-entropy over the pattern + EOS; with `restrict_to_source` the softmax runs over the
+source's items + EOS only (as the authors trained; the pattern's own items are added because
+patterns are mined from the untruncated sequence and may hold items cut from the <= 48-item source).
+Validation loss on a seeded hold-out of pairs drives early stopping; the best weights are kept.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dr4sr.regen.config import PretrainConfig, RegeneratorConfig
+from dr4sr.regen.model import PAD, Regenerator, init_from_sasrec
+from dr4sr.regen.pairs import PairBatch, PairBatcher, PairData
+from dr4sr.train.loop import LoopContext, resolve_device, state_bytes
+from dr4sr.train.worker import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+
+
+@dataclasses.dataclass
+class PretrainInput:
+    """Everything a worker needs; picklable so Ray can ship it."""
+    model_cfg: RegeneratorConfig
+    cfg: PretrainConfig
+    num_items: int
+    train: PairData
+    valid: PairData
+    init_state: dict | None = None  # SASRec state dict, or None for scratch
+    checkpoint_dir: str | None = None
+
+
+def token_loss(model: Regenerator, net: torch.nn.Module, batch: PairBatch, tau: float,
+               restrict: bool) -> tuple[torch.Tensor, int, torch.Tensor | None]:
+    """(summed CE over target tokens, number of tokens, pi)."""
+    select = batch.dec_out > 0
+    logits, pi = net(batch.src, batch.dec_in, batch.pattern, tau, select)
+    targets = batch.dec_out[select]
+    banned = torch.zeros(model.vocab, dtype=torch.bool, device=logits.device)
+    banned[[PAD, model.bos]] = True
+    if restrict:
+        allowed = torch.zeros(batch.src.size(0), model.vocab, dtype=torch.bool, device=logits.device)
+        allowed.scatter_(1, batch.src, True)
+        allowed.scatter_(1, batch.pattern, True)
+        allowed[:, model.eos] = True
+        row = torch.arange(batch.src.size(0), device=logits.device)[:, None].expand_as(select)[select]
+        logits = logits.masked_fill(~allowed[row] | banned, float("-inf"))
+    else:
+        logits = logits.masked_fill(banned, float("-inf"))
+    return F.cross_entropy(logits, targets, reduction="sum"), int(targets.numel()), pi
+
+
+def temperature(cfg: PretrainConfig, step: int, total_steps: int) -> float:
+    """Geometric annealing tau_start -> tau_end over all training steps."""
+    frac = min(step / max(total_steps - 1, 1), 1.0)
+    return cfg.tau_start * (cfg.tau_end / cfg.tau_start) ** frac
+
+
+@torch.no_grad()
+def validation_loss(model: Regenerator, batcher: PairBatcher, cfg: PretrainConfig, tau: float,
+                    ctx: LoopContext) -> float:
+    model.eval()
+    total, count = 0.0, 0
+    for batch in batcher.epoch(0):
+        loss, n, _ = token_loss(model, model, batch.to(ctx.device), tau, cfg.restrict_to_source)
+        total, count = total + float(loss), count + n
+    sums = ctx.all_reduce_sum({"loss": total, "count": float(count)})
+    return sums["loss"] / max(sums["count"], 1.0)
+
+
+def build_model(inp: PretrainInput) -> tuple[Regenerator, list[str]]:
+    torch.manual_seed(inp.cfg.seed)
+    model = Regenerator(inp.model_cfg, inp.num_items)
+    copied = init_from_sasrec(model, inp.init_state) if inp.init_state is not None else []
+    return model, copied
+
+
+def pretrain_fit(inp: PretrainInput, ctx: LoopContext, log: Callable[[str], None] = print) -> dict:
+    """Train; returns {"model_state", "metrics"} with the best-validation weights."""
+    cfg = inp.cfg
+    model, copied = build_model(inp)
+    model.to(ctx.device)
+    net = ctx.wrap(model)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas))
+    train = PairBatcher(inp.train, cfg.batch_size, model.bos, model.eos, cfg.seed, ctx.rank, ctx.world_size)
+    valid = PairBatcher(inp.valid, cfg.batch_size, model.bos, model.eos, cfg.seed, ctx.rank, ctx.world_size,
+                        shuffle=False) if len(inp.valid) else None
+    total_steps = cfg.max_epochs * len(train)
+    start, best, best_epoch, bad, history, step = 0, float("inf"), -1, 0, [], 0
+    best_state = state_bytes(model)
+    if ctx.resume_state is not None:
+        st = ctx.resume_state
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["optimizer"])
+        start, best, best_epoch, bad = st["epoch"] + 1, st["best_loss"], st["best_epoch"], st["bad_epochs"]
+        best_state, history, step = st["best_model"], st["history"], st["step"]
+    tau = temperature(cfg, step, total_steps)
+    epoch = start - 1
+    t_train = 0.0
+    for epoch in range(start, cfg.max_epochs):
+        if bad >= cfg.patience:
+            break
+        torch.manual_seed(cfg.seed * 100003 + epoch * 101 + ctx.rank)  # dropout and Gumbel noise
+        net.train()
+        t0 = time.perf_counter()
+        total, count = 0.0, 0
+        for batch in train.epoch(epoch):
+            tau = temperature(cfg, step, total_steps)
+            batch = batch.to(ctx.device)
+            loss_sum, n, pi = token_loss(model, net, batch, tau, cfg.restrict_to_source)
+            loss = loss_sum / max(n, 1)
+            if cfg.entropy_weight and pi is not None:
+                loss = loss + cfg.entropy_weight * -(pi * pi.clamp_min(1e-9).log()).sum(1).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            total, count, step = total + float(loss_sum.detach()), count + n, step + 1
+        t_train += time.perf_counter() - t0
+        sums = ctx.all_reduce_sum({"loss": total, "count": float(count)})
+        train_loss = sums["loss"] / max(sums["count"], 1.0)
+        val = validation_loss(model, valid, cfg, tau, ctx) if valid is not None else train_loss
+        if val < best - 1e-6:
+            best, best_epoch, bad = val, epoch, 0
+            best_state = state_bytes(model)
+        else:
+            bad += 1
+        record = {"epoch": epoch, "train_loss": train_loss, "valid_loss": val, "tau": tau,
+                  "best_epoch": best_epoch, "seconds": time.perf_counter() - t0}
+        history.append(record)
+        if ctx.rank == 0:
+            log(f"pretrain epoch {epoch}: train {train_loss:.4f} valid {val:.4f} tau {tau:.3f} "
+                f"({record['seconds']:.1f}s)")
+        ctx.end_epoch(epoch, record, lambda: {
+            "model": state_bytes(model), "optimizer": opt.state_dict(), "epoch": epoch, "best_loss": best,
+            "best_epoch": best_epoch, "bad_epochs": bad, "best_model": best_state, "history": history,
+            "step": step})
+    model.load_state_dict(best_state)
+    n_epochs = max(epoch + 1 - start, 1)
+    metrics = {"best_epoch": best_epoch, "best_valid_loss": best, "epochs": epoch + 1,
+               "seconds_per_epoch": t_train / n_epochs, "train_pairs": len(inp.train),
+               "valid_pairs": len(inp.valid), "world_size": ctx.world_size, "init_copied": copied,
+               "history": history}
+    return {"model_state": {k: v.cpu() for k, v in model.state_dict().items()}, "metrics": metrics}
+
+
+def pretrain_local(inp: PretrainInput, resume: bool = False, log: Callable[[str], None] = print) -> dict:
+    ckpt = inp.checkpoint_dir
+    state = None
+    if resume and ckpt and (Path(ckpt) / CHECKPOINT_NAME).exists():
+        state = load_checkpoint(Path(ckpt) / CHECKPOINT_NAME)
+    ctx = LoopContext(resolve_device(inp.cfg.device),
+                      checkpoint_fn=(lambda e, rec, st: save_checkpoint(ckpt, st)) if ckpt else None,
+                      resume_state=state)
+    return pretrain_fit(inp, ctx, log)
+
+
+def _pretrain_loop_per_worker(config: dict) -> None:
+    import ray.train
+
+    from dr4sr.train.ray_train import RayTrainContext
+
+    inp: PretrainInput = config["input"]
+    resume = config.get("resume_state")
+    ckpt = ray.train.get_checkpoint()  # set when Ray restarts workers after a failure
+    if ckpt is not None:
+        with ckpt.as_directory() as d:
+            resume = load_checkpoint(Path(d) / CHECKPOINT_NAME)
+    ctx = RayTrainContext(inp.checkpoint_dir, resume)
+    out = pretrain_fit(inp, ctx)
+    if ctx.rank == 0:
+        with tempfile.TemporaryDirectory() as tmp:
+            torch.save(out["model_state"], os.path.join(tmp, "model.pt"))
+            Path(tmp, "metrics.json").write_text(json.dumps(out["metrics"]))
+            ray.train.report({"done": 1}, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+    else:
+        ray.train.report({"done": 1})
+
+
+def pretrain_ray(inp: PretrainInput, workers: int, use_gpu: bool, storage_path: str,
+                 resume_state: dict | None = None) -> dict:
+    """The same loop on `workers` Ray Train workers (DDP: gloo on CPU, NCCL on GPU)."""
+    import ray
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    if not ray.is_initialized():
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        ray.init(include_dashboard=False, log_to_driver=True)
+    trainer = TorchTrainer(
+        _pretrain_loop_per_worker,
+        train_loop_config={"input": inp, "resume_state": resume_state},
+        torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
+        scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu,
+                                     resources_per_worker=None if use_gpu else {"CPU": 1}),
+        run_config=RunConfig(name="pretrain", storage_path=storage_path,
+                             checkpoint_config=CheckpointConfig(num_to_keep=2),
+                             failure_config=FailureConfig(max_failures=0)),
+    )
+    result = trainer.fit()
+    with result.checkpoint.as_directory() as d:
+        state = torch.load(Path(d) / "model.pt", map_location="cpu", weights_only=True)
+        metrics = json.loads(Path(d, "metrics.json").read_text())
+    return {"model_state": state, "metrics": metrics}
+
+
+def load_regenerator(state: dict, model_cfg: RegeneratorConfig, num_items: int) -> Regenerator:
+    model = Regenerator(model_cfg, num_items)
+    model.load_state_dict(state)
+    model.eval()
+    return model
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)

@@ -1,0 +1,118 @@
+"""Hybrid regeneration of every training sequence into K patterns, in-process or on Ray Data.
+
+Ray path: the sources become a Ray Dataset and `map_batches` runs over a fixed-size actor pool
+(`compute=ActorPoolStrategy(size=workers)`); each actor holds the regenerator (on a GPU when the
+cluster has GPUs) and decodes whole batches with `decode_batch`. Coin flips depend only on
+(seed, user, k, step), so the rows are the same for any worker count or batch size.
+"""
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from dr4sr.regen.config import RegenerateConfig, RegeneratorConfig
+from dr4sr.regen.decode import decode_batch
+from dr4sr.regen.pretrain import load_regenerator
+from dr4sr.train.loop import resolve_device
+
+
+def rows_table(users: np.ndarray, patterns: list[list[np.ndarray]]) -> pa.Table:
+    """Flatten decode output into (user, k, sequence) rows, in (user order, k) order."""
+    kk = len(patterns[0]) if patterns else 0
+    flat = [p for row in patterns for p in row]
+    lens = np.fromiter((len(p) for p in flat), dtype=np.int64, count=len(flat))
+    offsets = np.zeros(len(flat) + 1, dtype=np.int64)
+    np.cumsum(lens, out=offsets[1:])
+    values = np.concatenate(flat) if flat else np.zeros(0, dtype=np.int64)
+    seq = pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(values, pa.int64()))
+    return pa.table({"user": pa.array(np.repeat(np.asarray(users, dtype=np.int64), kk)),
+                     "k": pa.array(np.tile(np.arange(kk, dtype=np.int64), len(patterns))),
+                     "sequence": seq})
+
+
+def list_column(table: pa.Table, name: str) -> list[np.ndarray]:
+    """A list<int64> column as numpy arrays (zero-copy slices of one values buffer)."""
+    col = table.column(name).combine_chunks()
+    offsets = col.offsets.to_numpy()
+    values = col.values.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    return [values[offsets[i]:offsets[i + 1]] for i in range(len(col))]
+
+
+def regenerate_local(model, sources: Sequence[np.ndarray], users: np.ndarray, cfg: RegenerateConfig,
+                     device: torch.device | str = "cpu") -> pa.Table:
+    parts = []
+    users = np.asarray(users, dtype=np.int64)
+    for lo in range(0, len(sources), cfg.batch_size):
+        hi = lo + cfg.batch_size
+        parts.append(rows_table(users[lo:hi], decode_batch(model, sources[lo:hi], users[lo:hi], cfg, device)))
+    return pa.concat_tables(parts) if parts else rows_table(users[:0], [])
+
+
+class DecoderActor:
+    """Ray Data callable class: one regenerator per actor, reused for every batch it receives."""
+
+    def __init__(self, state: dict, model_cfg: RegeneratorConfig, num_items: int, cfg: RegenerateConfig,
+                 threads: int | None = None):
+        if threads:
+            torch.set_num_threads(threads)
+        self.device = resolve_device(cfg.device)
+        self.model = load_regenerator(state, model_cfg, num_items).to(self.device)
+        self.cfg = cfg
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        users = batch.column("user").to_numpy()
+        sources = list_column(batch, "sequence")
+        return rows_table(users, decode_batch(self.model, sources, users, self.cfg, self.device))
+
+
+def regenerate_ray(state: dict, model_cfg: RegeneratorConfig, num_items: int, sources: Sequence[np.ndarray],
+                   users: np.ndarray, cfg: RegenerateConfig, workers: int) -> pa.Table:
+    import ray
+
+    if not ray.is_initialized():
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        ray.init(include_dashboard=False, log_to_driver=False)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    users = np.asarray(users, dtype=np.int64)
+    src = rows_table(users, [[np.asarray(s, dtype=np.int64)] for s in sources]).drop_columns(["k"])
+    # enough blocks that every actor gets work, few enough that each block fills a decode batch
+    blocks = max(workers, min(4 * workers, -(-len(users) // cfg.batch_size)))
+    ds = ray.data.from_arrow(src).repartition(blocks)
+    gpus = ray.cluster_resources().get("GPU", 0) > 0 and torch.cuda.is_available()
+    out = ds.map_batches(
+        DecoderActor,
+        fn_constructor_kwargs={"state": state, "model_cfg": model_cfg, "num_items": num_items,
+                               "cfg": cfg, "threads": None if gpus else 1},
+        batch_size=cfg.batch_size, batch_format="pyarrow", zero_copy_batch=True,
+        compute=ray.data.ActorPoolStrategy(size=workers),
+        num_gpus=1 if gpus else 0, num_cpus=0 if gpus else 1)
+    tables = [t for t in ray.get(out.to_arrow_refs()) if t.num_rows]
+    if not tables:
+        return rows_table(users[:0], [])
+    table = pa.concat_tables(tables)
+    return sort_rows(table, users)
+
+
+def sort_rows(table: pa.Table, users: np.ndarray) -> pa.Table:
+    """Back to (source order, k) order, whatever order the actors finished in."""
+    order = {int(u): i for i, u in enumerate(users)}
+    pos = np.fromiter((order[int(u)] for u in table.column("user").to_numpy()), dtype=np.int64,
+                      count=table.num_rows)
+    idx = np.lexsort((table.column("k").to_numpy(), pos))
+    return table.take(pa.array(idx))
+
+
+def regenerate(state: dict, model_cfg: RegeneratorConfig, num_items: int, sources: Sequence[np.ndarray],
+               users: np.ndarray, cfg: RegenerateConfig, workers: int = 0,
+               use_ray: bool | None = None) -> pa.Table:
+    """Rows (user, k, sequence) for every source and memory; Ray Data when `use_ray` (default: workers > 1)."""
+    if use_ray if use_ray is not None else workers > 1:
+        return regenerate_ray(state, model_cfg, num_items, sources, users, cfg, max(workers, 1))
+    device = resolve_device(cfg.device)
+    model = load_regenerator(state, model_cfg, num_items).to(device)
+    return regenerate_local(model, list(sources), users, cfg, device)
