@@ -59,8 +59,8 @@ def train_stage(cfg: RunConfig, out_dir: str | Path, splits: Splits | None = Non
                 workers: int = 1, gpus: bool = False, resume: bool = False, store_root: str | None = None,
                 extra_metrics: dict | None = None, log=print) -> dict:
     """Train `cfg.backbone` on `sequences` (default: the original training sequences) and test it."""
+    splits = splits or prepare_splits(cfg)  # bad data stops before anything is written
     out = check_writable(out_dir)
-    splits = splits or prepare_splits(cfg)
     sequences = splits.train if sequences is None else sequences
     ckpt_dir = out / "checkpoints"
     resume_state = None

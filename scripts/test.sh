@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The test command: sets up .venv if needed, then runs the whole suite (pass pytest args to narrow it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export RAY_USAGE_STATS_ENABLED=0
+export DR4SR_DATA_DIR=${DR4SR_DATA_DIR:-$(cd .. && pwd)/shared/datasets}
+exec .venv/bin/python -m pytest tests -q "$@"

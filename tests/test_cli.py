@@ -1,0 +1,67 @@
+import json
+import os
+
+import pytest
+
+from dr4sr.cli import main
+
+
+def test_train_smoke_writes_metrics_and_user_ranks(tiny_dataset, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", str(tiny_dataset), "--backbone", "sasrec", "--out", str(out),
+                 "--smoke-test", "--set", "train.batch_size=32"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert set(m["test"]) == {"recall@10", "recall@20", "ndcg@10", "ndcg@20"}
+    assert m["epochs"] == 2 and m["config"]["train"]["batch_size"] == 32
+    assert {"valid", "best_epoch", "seconds_per_epoch", "config"} <= set(m)
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(out / "user_metrics.parquet")
+    assert t.column_names == ["user", "rank"] and t.num_rows == 60
+    assert "recall@10" in capsys.readouterr().out
+
+
+def test_data_stats(tiny_dataset, capsys):
+    assert main(["data", "stats", "--dataset", str(tiny_dataset)]) == 0
+    out = capsys.readouterr().out
+    assert "#users            60" in out and "#items" in out
+
+
+@pytest.mark.parametrize("content, needle", [
+    ("1 2 3 4\n2 5 x 7\n", ":2: non-integer token 'x'"),
+    ("1 2 3 4\n2 5 0 7\n", ":2: item id 0 is not positive"),
+    ("1 2 3 4\n1 5 6 7\n", ":2: duplicate user 1"),
+    ("1 2 3 4\n2 5 6 7\n3 1\n", ":3: user 3 has 1 items"),
+])
+def test_malformed_data_names_file_and_line_and_writes_nothing(tmp_path, capsys, content, needle):
+    bad = tmp_path / "bad.txt"
+    bad.write_text(content)
+    out = tmp_path / "out"
+    assert main(["train", "--dataset", str(bad), "--out", str(out), "--smoke-test"]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}{needle}" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_unknown_backbone_and_key_and_dataset(tiny_dataset, tmp_path, capsys):
+    assert main(["train", "--dataset", str(tiny_dataset), "--backbone", "bert4rec", "--out", str(tmp_path)]) == 2
+    assert "unknown backbone 'bert4rec'" in capsys.readouterr().err
+    assert main(["train", "--dataset", str(tiny_dataset), "--out", str(tmp_path), "--set", "train.epochz=3"]) == 2
+    assert "unknown config key 'train.epochz'" in capsys.readouterr().err
+    assert main(["train", "--dataset", "movielens", "--out", str(tmp_path)]) == 2
+    assert "unknown dataset 'movielens'" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_unwritable_output_dir(tiny_dataset, tmp_path, capsys):
+    ro = tmp_path / "ro"
+    ro.mkdir(mode=0o500)
+    assert main(["train", "--dataset", str(tiny_dataset), "--out", str(ro / "x"), "--smoke-test"]) == 2
+    assert "not writable" in capsys.readouterr().err
+
+
+def test_output_path_that_is_a_file(tiny_dataset, tmp_path, capsys):
+    f = tmp_path / "file"
+    f.write_text("")
+    assert main(["train", "--dataset", str(tiny_dataset), "--out", str(f / "sub"), "--smoke-test"]) == 2
+    assert "not writable" in capsys.readouterr().err
