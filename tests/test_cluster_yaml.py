@@ -1,0 +1,91 @@
+"""cluster.yaml is a valid Ray autoscaler config (checked offline against Ray's own schema) with the
+structure the platform relies on: CPU head, CPU workers, spot GPU workers, all scaling from zero."""
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+CLUSTER_YAML = REPO / "cluster.yaml"
+
+
+@pytest.fixture(scope="module")
+def config() -> dict:
+    return yaml.safe_load(CLUSTER_YAML.read_text())
+
+
+def test_matches_ray_schema(config):
+    """The installed Ray's ray-schema.json, directly (raw file) and after Ray's own default filling."""
+    import jsonschema
+    import ray.autoscaler
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    schema = json.loads((Path(ray.autoscaler.__file__).parent / "ray-schema.json").read_text())
+    jsonschema.validate(config, schema)  # the file as written: no unknown keys anywhere
+    prepared = prepare_config(copy.deepcopy(config))  # what `ray up` does before validating
+    validate_config(prepared)
+    assert prepared["head_node_type"] == "head"
+
+
+def test_node_types(config):
+    types = config["available_node_types"]
+    assert set(types) == {"head", "cpu_worker", "gpu_worker"}
+    assert config["head_node_type"] == "head"
+    assert config["provider"]["type"] == "aws"
+    assert {"region", "availability_zone", "cache_stopped_nodes"} <= set(config["provider"])
+    assert config["auth"]["ssh_user"]
+    for name in ("cpu_worker", "gpu_worker"):
+        assert types[name]["min_workers"] == 0, f"{name} must scale from zero"
+        assert types[name]["max_workers"] > 0
+    assert sum(t.get("max_workers", 0) for n, t in types.items() if n != "head") >= config["max_workers"] > 0
+    assert types["head"]["resources"].get("GPU", 0) == 0
+    assert types["cpu_worker"]["resources"].get("GPU", 0) == 0 and types["cpu_worker"]["resources"]["CPU"] > 0
+    assert types["gpu_worker"]["resources"]["GPU"] >= 1
+    assert types["gpu_worker"]["node_config"]["InstanceType"].split(".")[0] in {"g4dn", "g5", "g6", "g6e", "p3", "p4d", "p5"}
+
+
+def test_gpu_workers_are_spot_and_cpu_nodes_are_not(config):
+    types = config["available_node_types"]
+    assert types["gpu_worker"]["node_config"]["InstanceMarketOptions"]["MarketType"] == "spot"
+    assert "InstanceMarketOptions" not in types["head"]["node_config"]  # losing the head loses the cluster
+    # spot instances cannot be stopped and restarted: idle nodes are terminated
+    assert config["provider"]["cache_stopped_nodes"] is False
+
+
+def test_every_node_has_an_explicit_image(config):
+    """Ray's built-in default AMI is Ubuntu 18.04: too old for torch 2.13 wheels."""
+    for name, node in config["available_node_types"].items():
+        assert node["node_config"].get("ImageId", "").lower() not in ("", "latest_dlami"), name
+
+
+def test_usage_stats_disabled_in_start_commands(config):
+    for key in ("head_start_ray_commands", "worker_start_ray_commands"):
+        starts = [c for c in config[key] if "ray start" in c]
+        assert starts, key
+        for cmd in starts:
+            assert "RAY_USAGE_STATS_ENABLED=0" in cmd, cmd
+            assert "--disable-usage-stats" in cmd or key == "worker_start_ray_commands", cmd
+            assert "RAY_AUTH_MODE=token" in cmd, cmd  # every node agrees on token auth
+    head = next(c for c in config["head_start_ray_commands"] if "ray start" in c)
+    assert "--head" in head and "--autoscaling-config=~/ray_bootstrap_config.yaml" in head
+    assert "--dashboard-host=0.0.0.0" not in head  # job API only through the SSH tunnel
+
+
+def test_setup_installs_the_project_with_pinned_gpu_torch(config):
+    setup = "\n".join(config["setup_commands"])
+    assert '"torch==2.13.0"' in setup and "download.pytorch.org/whl/cpu" not in setup
+    assert "-e ~/dr4sr" in setup and config["file_mounts"]["~/dr4sr"] == "."
+    assert "torch.cuda.is_available()" in setup
+    assert "DR4SR_DATA_DIR=" in setup and "DR4SR_ARTIFACTS=" in setup
+    pyproject = (REPO / "pyproject.toml").read_text()
+    assert '"torch==2.13.0"' in pyproject, "cluster.yaml and pyproject.toml must pin the same torch"
+
+
+def test_upload_and_sync_skip_the_venv(config):
+    assert {".gitignore", ".rayignore"} <= set(config["rsync_filter"])
+    assert ".venv" in config["rsync_exclude"]
+    assert ".venv/" in (REPO / ".gitignore").read_text().split()

@@ -1,0 +1,194 @@
+"""jobs/train.py: argument checks, the working-dir upload, and one real `ray job submit` to a local head."""
+from __future__ import annotations
+
+import os
+import random
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent  # the venv's bin: `ray` and `python` for the job entrypoint
+
+
+def write_tiny_dataset(path: Path, users: int = 60, items: int = 40, seed: int = 0) -> Path:
+    """Benchmark text format (`user item item ...`), lengths 5-12, every item id used at least once."""
+    rng = random.Random(seed)
+    lines = []
+    for u in range(1, users + 1):
+        seq = [rng.randint(1, items) for _ in range(rng.randint(5, 12))]
+        if u <= items:
+            seq[0] = u  # no gaps in the item vocabulary
+        lines.append(" ".join(map(str, [u, *seq])))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def free_ports(n: int) -> list[int]:
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+# ---------------------------------------------------------------- fast checks (no cluster)
+
+def test_relative_out_is_rejected(tmp_path):
+    proc = subprocess.run([sys.executable, "jobs/train.py", "--dataset", "beauty", "--out", "relative/dir"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
+    assert proc.returncode == 2
+    assert "--out must be an absolute path" in proc.stderr
+
+
+def test_working_dir_upload_is_small_and_excludes_venv_and_artifacts():
+    """Pack the repo with Ray's own working_dir packer: .gitignore/.rayignore keep .venv, .git, runs out."""
+    from ray._private.runtime_env.packaging import _zip_files
+
+    with tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "pkg.zip")
+        _zip_files(str(REPO), [], out, include_gitignore=True)
+        names = zipfile.ZipFile(out).namelist()
+        size = os.path.getsize(out)
+    top = {n.split("/")[0] for n in names}
+    assert "jobs/train.py" in names and "platform/dr4sr/cli.py" in names
+    assert not top & {".venv", ".git", "artifacts", "runs", "out"}, top
+    assert not [n for n in names if "__pycache__" in n or n.endswith((".pt", ".parquet"))]
+    assert size < 5 * 2**20, f"working dir upload is {size / 2**20:.1f} MiB"
+
+
+# ---------------------------------------------------------------- a real local head + `ray job submit`
+
+@pytest.fixture(scope="module")
+def ray_head():
+    """A private head node: own temp dir, own ports, own auth token; stopped by pid, never by `ray stop`.
+
+    Token auth (Ray 2.60): `ray start` turns token auth on by itself when a token already exists
+    (e.g. ~/.ray/auth_token, which every local `ray.init()` creates since 2.59), and `ray job submit`
+    then needs it. Rather than depend on what is in $HOME, this test sets it explicitly:
+    RAY_AUTH_MODE=token plus a fresh RAY_AUTH_TOKEN (highest precedence, nothing written to disk) in
+    the environment of `ray start` and of every `ray job` CLI call, which send it as a bearer token.
+
+    Teardown: `ray stop` kills every Ray process on the machine by name, including clusters that other
+    tests or people run at the same time. So the head runs under `ray start --block`, whose SIGTERM
+    handler shuts down exactly the processes of this node; leftovers are killed by pid.
+    """
+    gcs, dash, client, agent_http, agent_grpc, metrics, rt_agent = free_ports(7)
+    temp_dir = tempfile.mkdtemp(prefix="dr4sr-ray-", dir="/tmp")  # short: Ray's unix sockets live here
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env.update(RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32),
+               PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}")
+    env.pop("DR4SR_DATA_DIR", None)  # the job must not need it: the dataset is a path
+    log = open(os.path.join(temp_dir, "ray-start.log"), "w")
+    head = subprocess.Popen(
+        [str(BIN / "ray"), "start", "--head", "--block", f"--port={gcs}", "--num-cpus=2", "--num-gpus=0",
+         "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
+         f"--ray-client-server-port={client}", f"--dashboard-agent-listen-port={agent_http}",
+         f"--dashboard-agent-grpc-port={agent_grpc}", f"--metrics-export-port={metrics}",
+         f"--runtime-env-agent-port={rt_agent}", f"--temp-dir={temp_dir}", "--disable-usage-stats"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    address = f"http://127.0.0.1:{dash}"
+    try:
+        deadline = time.time() + 120
+        while True:
+            if head.poll() is not None:
+                pytest.fail(f"ray start exited with {head.returncode}:\n{Path(log.name).read_text()[-3000:]}")
+            req = urllib.request.Request(f"{address}/api/version",
+                                         headers={"Authorization": f"Bearer {env['RAY_AUTH_TOKEN']}"})
+            try:
+                with urllib.request.urlopen(req, timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.time() > deadline:
+                pytest.fail(f"dashboard did not come up:\n{Path(log.name).read_text()[-3000:]}")
+            time.sleep(1)
+        yield {"address": address, "env": env, "temp_dir": temp_dir}
+    finally:
+        _stop_head(head, temp_dir)
+        log.close()
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _stop_head(head: subprocess.Popen, temp_dir: str) -> None:
+    if head.poll() is None:
+        head.send_signal(signal.SIGTERM)  # Node's SIGTERM handler kills raylet, GCS, dashboard, workers
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            head.kill()
+            head.wait(timeout=10)
+    # safety net: processes of this node still alive (their command lines name our private temp dir)
+    for pid in _pids_mentioning(temp_dir):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def _pids_mentioning(text: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if text.encode() in (entry / "cmdline").read_bytes():
+                    pids.append(int(entry.name))
+            except OSError:
+                pass
+    return pids
+
+
+def _ray_job(args: list[str], head: dict, timeout: float) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "ray"), "job", *args], cwd=REPO, env=head["env"], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.mark.slow  # 30-80 s on the shared 2-core machine (head start, upload, driver import, 2 epochs)
+def test_ray_job_submit_smoke(ray_head, tmp_path):
+    data = write_tiny_dataset(tmp_path / "tiny.txt")
+    out = tmp_path / "run"
+    sid = f"dr4sr-test-{secrets.token_hex(4)}"
+    started = time.time()
+    proc = _ray_job(["submit", "--address", ray_head["address"], "--submission-id", sid, "--working-dir", ".",
+                     "--", "python", "jobs/train.py", "--smoke-test", "--dataset", str(data),
+                     "--backbone", "sasrec", "--out", str(out)], ray_head, timeout=400)
+    logs = proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert proc.returncode == 0, logs
+    assert "connected to Ray" in proc.stdout, logs  # the driver joined the cluster, not a new local Ray
+    # the driver ran the uploaded copy of platform/dr4sr (unpacked under the head's temp dir), not the repo's
+    assert f"dr4sr from {ray_head['temp_dir']}" in proc.stdout, logs
+    from ray.job_submission import JobStatus, JobSubmissionClient
+
+    client = JobSubmissionClient(ray_head["address"],
+                                 headers={"Authorization": f"Bearer {ray_head['env']['RAY_AUTH_TOKEN']}"})
+    assert client.get_job_status(sid) == JobStatus.SUCCEEDED
+    assert (out / "metrics.json").is_file() and (out / "user_metrics.parquet").is_file()
+    print(f"ray job submit smoke: {time.time() - started:.1f} s")
+
+
+@pytest.mark.slow  # needs the head from the fixture above
+def test_ray_job_submit_without_token_is_refused(ray_head):
+    env = {k: v for k, v in ray_head["env"].items() if k not in ("RAY_AUTH_TOKEN", "RAY_AUTH_MODE")}
+    env["RAY_AUTH_MODE"] = "disabled"  # a client that sends no token
+    proc = subprocess.run([str(BIN / "ray"), "job", "list", "--address", ray_head["address"]], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert "Missing authentication token" in proc.stdout + proc.stderr

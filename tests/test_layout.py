@@ -1,0 +1,47 @@
+"""Repository layout rules from DESIGN.md that are easy to break by accident."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+PACKAGE = REPO / "platform" / "dr4sr"
+
+
+def test_platform_is_a_source_root_not_a_package():
+    # `platform` is also a standard-library module: platform/__init__.py would shadow it for anything
+    # run from the repository root and break `import torch`, `import ray` and `ray start`.
+    assert not (REPO / "platform" / "__init__.py").exists(), "delete platform/__init__.py"
+
+
+def test_import_dr4sr_and_stdlib_platform_from_repo_root():
+    code = ("import platform, dr4sr; assert hasattr(platform, 'system'), platform.__file__; "
+            "print(dr4sr.__file__)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert Path(proc.stdout.strip()).resolve().is_relative_to(PACKAGE.resolve())
+
+
+def test_torch_is_pinned_exactly():
+    import tomllib
+
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    torch = [d for d in deps if re.match(r"torch\b", d)]
+    assert len(torch) == 1 and re.fullmatch(r"torch==\d+\.\d+\.\d+", torch[0].replace(" ", "")), torch
+
+
+def test_every_config_yaml_parses():
+    files = sorted(PACKAGE.glob("configs/*.yaml")) + sorted((REPO / "configs").glob("*.yaml"))
+    assert files, "no configs/*.yaml found"
+    for path in files:
+        data = yaml.safe_load(path.read_text())
+        assert isinstance(data, dict) and data, f"{path} is empty or not a mapping"
+
+
+def test_search_spaces_parse():
+    for path in sorted((REPO / "search_spaces").glob("*.yaml")):
+        assert isinstance(yaml.safe_load(path.read_text()), dict), path
