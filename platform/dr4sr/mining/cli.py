@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import time
 
 from dr4sr.artifacts import ArtifactStore, default_root
@@ -50,8 +49,8 @@ def run_mine_cli(args: argparse.Namespace) -> int:
     splits = leave_one_out(load_dataset(args.dataset, args.data_dir), max_len=args.max_len)
     reused = store.get("mine", mine_artifact_id(splits, cfg)) is not None
     if args.workers:
-        logging.getLogger("ray").setLevel(logging.WARNING)  # keep the summary readable
-        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        from dr4sr.mining.distributed import ensure_ray
+        ensure_ray(quiet=True)  # keep the summary readable
     artifact = run_mine_stage(splits, cfg, store, workers=args.workers or None, engine=args.engine)
     stats = json.loads((artifact.path / "stats.json").read_text())
     summary = {

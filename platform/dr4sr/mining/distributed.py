@@ -21,8 +21,13 @@ from dr4sr.mining.pairing import build_trie, match_shard, select_pairs
 from dr4sr.mining.patterns import PatternSet
 
 
-def ensure_ray(num_cpus: int | None = None) -> None:
-    """Start a local Ray if none is running (usage stats off: the network may be closed)."""
+def ensure_ray(num_cpus: int | None = None, quiet: bool = False) -> None:
+    """Start a local Ray if none is running (usage stats off: the network may be closed).
+
+    `quiet` (the CLI) also lowers Ray Data's per-dataset INFO log lines to warnings.
+    """
+    import logging
+
     import ray
 
     if not ray.is_initialized():
@@ -30,6 +35,9 @@ def ensure_ray(num_cpus: int | None = None) -> None:
         ray.init(num_cpus=num_cpus, include_dashboard=False, ignore_reinit_error=True,
                  log_to_driver=False)
     _quiet_ray_data()
+    if quiet:
+        for name in ("ray", "ray.data"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _quiet_ray_data() -> None:

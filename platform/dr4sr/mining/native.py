@@ -162,7 +162,7 @@ class ShardMiner:
             start, end, node = self.cand_start[found], self.cand_end[found], node[found]
             suffix_keys, suf = table, msg["suf"]
         starts, ends, keys = [], [], []
-        for lo, hi in _chunks(c, start, end, self.alpha):
+        for lo, hi in expansion_chunks(c, start, end, self.alpha):
             parent, pos = expand(c, start[lo:hi], end[lo:hi], self.alpha, item_ok)
             parent += lo
             item = c.items[pos]
@@ -176,12 +176,8 @@ class ShardMiner:
         self.cand_key = np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64)
         return distinct_counts(self.cand_key, c.seq_of[self.cand_end], c.num_seqs)
 
-    def release(self) -> None:
-        z = np.zeros(0, dtype=np.int64)
-        self.cand_start, self.cand_end, self.cand_key = z, z, z
 
-
-def _chunks(c: Corpus, start: np.ndarray, end: np.ndarray, alpha: int):
+def expansion_chunks(c: Corpus, start: np.ndarray, end: np.ndarray, alpha: int):
     """Split states into ranges whose expansion stays under CHUNK_ROWS rows."""
     if len(start) == 0:
         return

@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from dr4sr.errors import ConfigError
-from dr4sr.mining.native import KeyIndex, _chunks, build_corpus, expand, sorted_unique, vocab_size
+from dr4sr.mining.native import KeyIndex, build_corpus, expansion_chunks, expand, sorted_unique, vocab_size
 from dr4sr.mining.patterns import PatternSet, as_int_sequences
 
 
@@ -80,7 +80,7 @@ def match_shard(sequences: Sequence[np.ndarray], trie: PatternTrie, alpha: int) 
     for k in range(1, trie.depth + 1):
         if k > 1:
             new_start, new_end, new_node = [], [], []
-            for lo, hi in _chunks(c, start, end, alpha):
+            for lo, hi in expansion_chunks(c, start, end, alpha):
                 parent, pos = expand(c, start[lo:hi], end[lo:hi], alpha, usable)
                 parent += lo
                 nn = trie.index(k).find(node[parent] * trie.vocab + c.items[pos])

@@ -94,7 +94,10 @@ def run_ray_train(inp: TrainingInput, workers: int, use_gpu: bool, storage_path:
 
     if not ray.is_initialized():
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        ray.init(include_dashboard=False, log_to_driver=True)
+        if os.environ.get("RAY_ADDRESS"):
+            ray.init(address="auto")  # join the cluster this process was submitted to
+        else:
+            ray.init(include_dashboard=False, log_to_driver=True)
     trainer = TorchTrainer(
         _train_loop_per_worker,
         train_loop_config={"input": inp, "resume_state": resume_state},
