@@ -8,21 +8,25 @@ pretrain/regenerate go to the regeneration pipeline.
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+import shutil
 import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from dr4sr.artifacts import ArtifactStore
 from dr4sr.config import deep_merge
 from dr4sr.errors import ConfigError
-from dr4sr.train.runner import build_run_config, prepare_splits, train_stage
+from dr4sr.train.runner import build_run_config, cached_train, check_writable, prepare_splits
 
 VARIANTS = ("backbone", "dr4sr", "dr4sr-no-diversity", "pattern")
 COMPOSITIONS = ("regenerated", "regenerated+mined", "regenerated+mined+original", "original")
 TARGET_SECTIONS = ("data", "model", "train")
 REGEN_SECTIONS = ("mine", "init", "regen", "pretrain", "regenerate")
-SMOKE_REGEN = {"pretrain": {"max_epochs": 2}, "init": {"sasrec": {"train": {"max_epochs": 2}}}}
+SMOKE_REGEN = {"pretrain": {"max_epochs": 2}, "init": {"sasrec": {"train": {"max_epochs": 2, "patience": 2}}}}
 
 
 @dataclasses.dataclass
@@ -60,7 +64,9 @@ def mined_rows(splits, mine_artifact) -> list[np.ndarray]:
     from dr4sr.mining.stage import load_mine_artifact
 
     patterns, _, pairs = load_mine_artifact(mine_artifact)
-    return [np.asarray(patterns[i], dtype=np.int64) for i in pairs["pattern_id"].to_numpy()]
+    # each distinct pattern once, like the regenerated dataset (which is deduplicated too)
+    ids = pd.unique(pairs["pattern_id"].to_numpy())
+    return [np.asarray(patterns[i], dtype=np.int64) for i in ids]
 
 
 def training_data(req: RunRequest, splits, store: ArtifactStore, regen_overrides: dict, log) -> tuple[list, dict]:
@@ -77,14 +83,14 @@ def training_data(req: RunRequest, splits, store: ArtifactStore, regen_overrides
     if req.variant == "pattern":
         from dr4sr.mining.stage import run_mine_stage
 
-        art = run_mine_stage(splits, rcfg.mine, store, workers=req.workers)
+        art = run_mine_stage(splits, rcfg.mine, store, workers=req.workers if req.workers > 1 else None)
         rows = mined_rows(splits, art)
-        log(f"[pattern] {len(rows):,} mined rows + {len(splits.train):,} original sequences")
+        log(f"[pattern] {len(rows):,} distinct mined patterns + {len(splits.train):,} original sequences")
         return rows + list(splits.train), {"training_data": "mined+original", "mine_artifact": art.id}
     from dr4sr.regen.stage import regenerate_pipeline, training_sequences
 
-    art = regenerate_pipeline(splits, rcfg, store, workers=req.workers, use_gpu=req.gpus, log=log)
-    rows = training_sequences(art, req.composition, splits)
+    art = regenerate_pipeline(splits, rcfg, store, workers=req.workers, gpus=req.gpus, log=log)
+    rows = training_sequences(art, req.composition)
     log(f"[{req.variant}] training on {len(rows):,} rows ({req.composition}) from artifact {art.id}")
     return rows, {"training_data": req.composition, "regenerate_artifact": art.id,
                   "regen_config": dataclasses.asdict(rcfg)}
@@ -103,6 +109,21 @@ def run_variant(req: RunRequest, out_dir: str | Path, seed: int | None = None, l
     rows, provenance = training_data(req, splits, store, regen_ov, log)
     prep_seconds = time.time() - started
     log(f"[{req.variant}] training {req.backbone} ({len(rows):,} rows) -> {out_dir}")
-    extra = {"variant": req.variant, "dataset": req.dataset, "data_seconds": prep_seconds, **provenance}
-    return train_stage(cfg, out_dir, splits, rows, workers=req.workers, gpus=req.gpus,
-                       store_root=str(store.root), extra_metrics=extra, log=log)
+    data_id = provenance.get("regenerate_artifact") or provenance.get("mine_artifact") or "original"
+    if data_id != "original":
+        data_id = f"{provenance['training_data']}:{data_id}"
+    art = cached_train(store, cfg, splits, rows, data_id, req.workers, req.gpus, log)
+    return publish_run(art, out_dir, {"variant": req.variant, "dataset": req.dataset,
+                                      "data_seconds": prep_seconds, "train_artifact": art.id, **provenance})
+
+
+def publish_run(art, out_dir: str | Path, extra: dict) -> dict:
+    """Copy a train artifact's outputs to the user's output folder, with the run's provenance added."""
+    out = check_writable(out_dir)
+    for name in ("user_metrics.parquet", "model.pt"):
+        shutil.copyfile(art.path / name, out / name)
+    metrics = {**json.loads((art.path / "metrics.json").read_text()), **extra}
+    tmp = out / ".metrics.json.tmp"
+    tmp.write_text(json.dumps(metrics, indent=2, default=str))
+    os.replace(tmp, out / "metrics.json")
+    return metrics

@@ -1,12 +1,14 @@
 """The `train` stage: config -> data -> fit (locally or on Ray Train) -> metrics.json + user_metrics.parquet."""
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from dr4sr.artifacts import Artifact, ArtifactStore, artifact_id
 from dr4sr.config import deep_merge, from_dict, to_dict
 from dr4sr.data.datasets import load_dataset
 from dr4sr.data.splits import Splits, leave_one_out
@@ -88,6 +90,27 @@ def train_stage(cfg: RunConfig, out_dir: str | Path, splits: Splits | None = Non
         metrics.update(extra_metrics)
     write_outputs(out, metrics, result["ranks"], splits.users, result["model_state"])
     return metrics
+
+
+def train_key(cfg: RunConfig) -> dict:
+    """What identifies a training run besides its data (the data is identified by the splits)."""
+    return {k: v for k, v in to_dict(cfg).items() if k != "data"}
+
+
+def cached_train(store: ArtifactStore, cfg: RunConfig, splits: Splits, sequences: Sequence[np.ndarray] | None = None,
+                 data_id: str = "original", workers: int = 1, gpus: bool = False, log=print) -> Artifact:
+    """A content-addressed `train` artifact: the same config on the same data is trained once."""
+    inputs = {"splits": splits.fingerprint, "sequences": data_id}
+    found = store.get("train", artifact_id("train", train_key(cfg), inputs))
+    if found is not None:
+        log(f"reusing trained {cfg.backbone} {found.path}")
+        return found
+    with store.create("train", train_key(cfg), inputs) as w:
+        metrics = train_stage(cfg, w.dir, splits, sequences, workers=workers, gpus=gpus,
+                              store_root=str(store.root), log=log)
+        shutil.rmtree(w.dir / "checkpoints", ignore_errors=True)  # the artifact keeps only the best weights
+        w.info["test"] = metrics["test"]
+    return w.artifact
 
 
 def format_metrics(metrics: dict) -> str:
