@@ -83,14 +83,25 @@ class FMLP(Backbone):
         with torch.no_grad():
             self.item_embedding.weight[0].zero_()  # padding row stays 0 (its gradient is masked)
 
-    def forward(self, seqs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """seqs: (B, L) left-padded, L <= max_len. Returns (B, L, d): the last L of max_len positions."""
+    def _embed(self, seqs: torch.Tensor) -> torch.Tensor:
         length = seqs.size(1)
         if length > self.max_len:
             raise ValueError(f"FMLP got sequences of length {length} > max_len {self.max_len}")
         full = F.pad(seqs, (self.max_len - length, 0))  # left-pad to max_len: the filter's fixed length
         pos = torch.arange(self.max_len, device=seqs.device)
-        x = self.dropout(self.norm(self.item_embedding(full) + self.position_embedding(pos)[None]))
+        return self.dropout(self.norm(self.item_embedding(full) + self.position_embedding(pos)[None]))
+
+    def forward(self, seqs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """seqs: (B, L) left-padded, L <= max_len. Returns (B, L, d): the last L of max_len positions."""
+        x = self._embed(seqs)
         for layer in self.layers:
             x = layer(x)
-        return x[:, self.max_len - length:]
+        return x[:, self.max_len - seqs.size(1):]
+
+    def last_hidden(self, seqs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """= forward(...)[:, -1], but the last FFN runs at the last position only (evaluation)."""
+        x = self._embed(seqs)
+        for layer in self.layers[:-1]:
+            x = layer(x)
+        filt, ffn = self.layers[-1]
+        return ffn(filt(x)[:, -1])

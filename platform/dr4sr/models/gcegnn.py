@@ -15,6 +15,7 @@ run has an artifact store.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -156,10 +157,11 @@ class GCEGNN(Backbone):
         n = ctx.num_items + 1
         crow = np.zeros(n + 1, dtype=np.int64)
         np.add.at(crow, rows + 1, 1)
-        # dense, non-persistent buffers: move with .to(), broadcast fine under DDP, never checkpointed
-        self.register_buffer("adj_crow", torch.from_numpy(np.cumsum(crow)), persistent=False)
-        self.register_buffer("adj_col", torch.from_numpy(cols.astype(np.int64)), persistent=False)
-        self.register_buffer("adj_val", torch.from_numpy(vals.astype(np.float32)), persistent=False)
+        # CSR parts as plain tensors, not buffers: never checkpointed, and DDP (which re-broadcasts
+        # buffers before every forward) leaves them alone; `_apply` moves them with the module
+        self.adj_crow = torch.from_numpy(np.cumsum(crow))
+        self.adj_col = torch.from_numpy(cols.astype(np.int64))
+        self.adj_val = torch.from_numpy(vals.astype(np.float32))
         self._table_cache: tuple | None = None
 
     @property
@@ -168,8 +170,10 @@ class GCEGNN(Backbone):
 
     def adjacency(self) -> torch.Tensor:
         n = self.num_items + 1
-        return torch.sparse_csr_tensor(self.adj_crow, self.adj_col, self.adj_val, (n, n),
-                                       check_invariants=False)
+        with warnings.catch_warnings():  # "sparse CSR support is in beta": matmul is all we use
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.sparse_csr_tensor(self.adj_crow, self.adj_col, self.adj_val, (n, n),
+                                           check_invariants=False)
 
     def propagate(self) -> torch.Tensor:
         """Mean of E_0..E_K with E_{k+1} = Â E_k: (num_items + 1, d)."""
@@ -203,6 +207,13 @@ class GCEGNN(Backbone):
     def item_weights(self) -> torch.Tensor:
         return self.item_table()
 
+    def __getstate__(self):
+        state = dict(super().__getstate__())
+        state["_table_cache"] = None  # an autograd-graph tensor: never copied or pickled
+        return state
+
     def _apply(self, fn, *args, **kwargs):
         self._table_cache = None  # device/dtype moves invalidate the cached table
-        return super()._apply(fn, *args, **kwargs)
+        out = super()._apply(fn, *args, **kwargs)
+        self.adj_crow, self.adj_col, self.adj_val = (fn(t) for t in (self.adj_crow, self.adj_col, self.adj_val))
+        return out

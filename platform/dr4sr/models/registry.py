@@ -23,8 +23,8 @@ class BackboneSpec:
     name: str
     model_cls: Callable[[Any, BuildContext], Backbone]
     config_cls: type
-    # optional auxiliary objective (e.g. CL4SRec's contrastive loss), built from the model config
-    auxiliary: Callable[[Any], Any] | None = None
+    # optional auxiliary objective (CL4SRec), built from (model config, TrainingInput)
+    auxiliary: Callable[[Any, Any], Any] | None = None
 
     @property
     def yaml_path(self):
