@@ -6,6 +6,9 @@ import sys
 from pathlib import Path
 
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # Ray must never contact an outside host
+# Ray workers run beside the test process on 2 cores: with 2 OpenMP threads each, spin-waiting made
+# torch steps ~10x slower under that contention; one thread per process is stable.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("DR4SR_DATA_DIR", str(Path(__file__).resolve().parents[1].parent / "shared" / "datasets"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "platform"))
 
