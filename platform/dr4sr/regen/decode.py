@@ -22,8 +22,6 @@ from dr4sr.data.batching import pad_sequences
 from dr4sr.regen.config import RegenerateConfig
 from dr4sr.regen.model import PAD, Regenerator
 
-_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
-
 
 def _splitmix(x: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):
@@ -44,27 +42,43 @@ def coin_flips(seed: int, users: np.ndarray, ks: np.ndarray, step: int) -> np.nd
     return (h >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
 
 
-def source_mask(sources: Sequence[np.ndarray], vocab: int, device) -> torch.Tensor:
-    """(B, V) bool: True at the items of each source sequence."""
-    mask = torch.zeros(len(sources), vocab, dtype=torch.bool, device=device)
-    rows = np.repeat(np.arange(len(sources)), [len(s) for s in sources])
-    cols = np.concatenate(sources) if len(sources) else np.zeros(0, dtype=np.int64)
-    mask[torch.as_tensor(rows, device=device), torch.as_tensor(cols, dtype=torch.long, device=device)] = True
-    mask[:, PAD] = False
-    return mask
+def choose_tokens(model: Regenerator, hidden: torch.Tensor, cand: torch.Tensor, emitted: torch.Tensor,
+                  generative: torch.Tensor, step: int, min_length: int) -> torch.Tensor:
+    """Greedy token per row at `step` (= items emitted so far).
 
-
-def allowed_tokens(model: Regenerator, used: torch.Tensor, src: torch.Tensor, generative: torch.Tensor,
-                   step: int, min_length: int) -> torch.Tensor:
-    """(R, V) bool of tokens that may be emitted at `step` (= items emitted so far)."""
-    allowed = ~used
-    allowed[:, PAD] = False
-    allowed[:, model.bos] = False
-    allowed[:, model.eos] = False
-    allowed &= src | generative[:, None]
-    nothing_else = ~allowed.any(1)
-    allowed[:, model.eos] = nothing_else | (step >= min_length)
-    return allowed
+    hidden (R, d); cand (R, L) source items (0 = padding); emitted (R, step) items so far.
+    Restrictive rows score only their own source items (+ EOS), so 1 - gamma of the rows never
+    touch the (R, V) item matrix; generative rows score the whole catalogue. EOS wins only with a
+    strictly higher score (a tie goes to the item, as a full-vocabulary argmax would do).
+    """
+    r_count = hidden.size(0)
+    eos = torch.full((1,), model.eos, dtype=torch.long, device=hidden.device)
+    out = torch.full((r_count,), model.eos, dtype=torch.long, device=hidden.device)
+    eos_allowed_any = step >= min_length
+    res = torch.nonzero(~generative).squeeze(1)
+    if len(res):
+        c = cand[res]
+        ok = c != PAD
+        if emitted.size(1):
+            ok &= ~(c[:, :, None] == emitted[res][:, None, :]).any(-1)
+        sc = model.score_items(hidden[res], c).masked_fill(~ok, float("-inf"))
+        best, arg = sc.max(1)
+        any_ok = ok.any(1)
+        eos_sc = model.score_items(hidden[res], eos.expand(len(res), 1))[:, 0]
+        take_eos = ~any_ok | (eos_allowed_any & (eos_sc > best))
+        out[res] = torch.where(take_eos, eos.expand(len(res)), c.gather(1, arg[:, None])[:, 0])
+    gen = torch.nonzero(generative).squeeze(1)
+    if len(gen):
+        logits = model.logits(hidden[gen])
+        eos_sc = logits[:, model.eos].clone()
+        if emitted.size(1):
+            logits.scatter_(1, emitted[gen], float("-inf"))
+        logits[:, [PAD, model.bos, model.eos]] = float("-inf")
+        best, arg = logits.max(1)
+        any_ok = best > float("-inf")
+        take_eos = ~any_ok | (eos_allowed_any & (eos_sc > best))
+        out[gen] = torch.where(take_eos, eos.expand(len(gen)), arg)
+    return out
 
 
 def _clip_sources(sources: Sequence[np.ndarray], model: Regenerator) -> list[np.ndarray]:
@@ -85,42 +99,42 @@ def decode_batch(model: Regenerator, sources: Sequence[np.ndarray], users: np.nd
     if not nonempty:
         return out
     srcs = [sources[i] for i in nonempty]
-    padded, _ = pad_sequences(srcs, "right")
-    m, keep = model.encode(torch.from_numpy(padded).to(device))
+    padded = torch.from_numpy(pad_sequences(srcs, "right")[0]).to(device)
+    m, keep = model.encode(padded)
     n = len(srcs)
     memory = model.memories(m).reshape(n * kk, m.size(1), m.size(2))  # row r = source r // K, memory r % K
     row_src = torch.arange(n, device=device).repeat_interleave(kk)
     mem_mask = keep[row_src][:, None, None, :]
     mem_kv = model.memory_kv(memory)
-    src = source_mask(srcs, model.vocab, device)[row_src]
-    used = torch.zeros(n * kk, model.vocab, dtype=torch.bool, device=device)
+    cand = padded[row_src]
     row_user = np.repeat(np.asarray(users, dtype=np.int64)[nonempty], kk)
     row_k = np.tile(np.arange(kk, dtype=np.int64), n)
     active = np.arange(n * kk)  # original row index of each live row
-    emitted = [[] for _ in range(n * kk)]
+    emitted = torch.zeros(n * kk, 0, dtype=torch.long, device=device)
+    lengths = np.zeros(n * kk, dtype=np.int64)
+    result = np.zeros((n * kk, cfg.max_length), dtype=np.int64)
     cache: list[list[torch.Tensor | None]] = [[None, None] for _ in model.decoder]
     token = torch.full((n * kk,), model.bos, dtype=torch.long, device=device)
     for step in range(cfg.max_length):
         hidden = model.decode_step(token, step, cache, mem_kv, mem_mask)
         coins = coin_flips(cfg.seed, row_user[active], row_k[active], step)
         generative = torch.from_numpy(coins < cfg.gamma).to(device)
-        allowed = allowed_tokens(model, used, src, generative, step, cfg.min_length)
-        token = model.logits(hidden).masked_fill(~allowed, float("-inf")).argmax(1)
+        token = choose_tokens(model, hidden, cand, emitted, generative, step, cfg.min_length)
         tok = token.cpu().numpy()
         live = tok != model.eos
-        for r, t in zip(active[live], tok[live]):
-            emitted[r].append(int(t))
+        result[active[live], step] = tok[live]
+        lengths[active[live]] += 1
         if step + 1 == cfg.max_length or not live.any():
             break
         if not live.all():  # drop finished rows from every per-row tensor
-            keep_idx = torch.from_numpy(np.flatnonzero(live)).to(device)
-            active, token = active[live], token[keep_idx]
-            mem_kv = [(k[keep_idx], v[keep_idx]) for k, v in mem_kv]
-            mem_mask, src, used = mem_mask[keep_idx], src[keep_idx], used[keep_idx]
-            cache = [[c[0][keep_idx], c[1][keep_idx]] for c in cache]
-        used[torch.arange(len(token), device=device), token] = True
-    for r, items in enumerate(emitted):
-        out[nonempty[r // kk]][r % kk] = np.asarray(items, dtype=np.int64)
+            idx = torch.from_numpy(np.flatnonzero(live)).to(device)
+            active, token, emitted = active[live], token[idx], emitted[idx]
+            mem_kv = [(k[idx], v[idx]) for k, v in mem_kv]
+            mem_mask, cand = mem_mask[idx], cand[idx]
+            cache = [[c[0][idx], c[1][idx]] for c in cache]
+        emitted = torch.cat([emitted, token[:, None]], 1)
+    for r in range(n * kk):
+        out[nonempty[r // kk]][r % kk] = result[r, : lengths[r]].copy()
     return out
 
 
@@ -140,22 +154,19 @@ def decode_reference(model: Regenerator, sources: Sequence[np.ndarray], users: n
         x = torch.from_numpy(s)[None].to(device)
         m, keep = model.encode(x)
         mems = model.memories(m)
-        src = source_mask([s], model.vocab, device)
         row = []
         for k in range(kk):
             items: list[int] = []
-            used = torch.zeros(1, model.vocab, dtype=torch.bool, device=device)
             for step in range(cfg.max_length):
                 dec_in = torch.tensor([[model.bos] + items], dtype=torch.long, device=device)
                 hidden = model.decode(dec_in, mems[:, k], keep)[:, -1]
                 coin = coin_flips(cfg.seed, np.array([user]), np.array([k]), step)
                 generative = torch.from_numpy(coin < cfg.gamma).to(device)
-                allowed = allowed_tokens(model, used, src, generative, step, cfg.min_length)
-                tok = int(model.logits(hidden).masked_fill(~allowed, float("-inf")).argmax(1))
+                emitted = torch.tensor([items], dtype=torch.long, device=device).view(1, len(items))
+                tok = int(choose_tokens(model, hidden, x, emitted, generative, step, cfg.min_length)[0])
                 if tok == model.eos:
                     break
                 items.append(tok)
-                used[0, tok] = True
             row.append(np.asarray(items, dtype=np.int64))
         out.append(row)
     return out

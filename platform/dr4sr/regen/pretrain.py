@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -43,19 +42,24 @@ def token_loss(model: Regenerator, net: torch.nn.Module, batch: PairBatch, tau: 
                restrict: bool) -> tuple[torch.Tensor, int, torch.Tensor | None]:
     """(summed CE over target tokens, number of tokens, pi)."""
     select = batch.dec_out > 0
-    logits, pi = net(batch.src, batch.dec_in, batch.pattern, tau, select)
     targets = batch.dec_out[select]
-    banned = torch.zeros(model.vocab, dtype=torch.bool, device=logits.device)
-    banned[[PAD, model.bos]] = True
     if restrict:
-        allowed = torch.zeros(batch.src.size(0), model.vocab, dtype=torch.bool, device=logits.device)
-        allowed.scatter_(1, batch.src, True)
-        allowed.scatter_(1, batch.pattern, True)
-        allowed[:, model.eos] = True
-        row = torch.arange(batch.src.size(0), device=logits.device)[:, None].expand_as(select)[select]
-        logits = logits.masked_fill(~allowed[row] | banned, float("-inf"))
-    else:
-        logits = logits.masked_fill(banned, float("-inf"))
+        # softmax over each row's distinct candidates only (source + pattern items + EOS): exactly
+        # the masked full-vocabulary softmax, without scoring ~N items per target token
+        b = batch.src.size(0)
+        eos = torch.full((b, 1), model.eos, dtype=torch.long, device=batch.src.device)
+        cand = torch.cat([batch.src, batch.pattern, eos], 1)
+        c = cand.size(1)
+        earlier = torch.ones(c, c, dtype=torch.bool, device=cand.device).tril(-1)
+        dup = ((cand[:, :, None] == cand[:, None, :]) & earlier).any(2)
+        invalid = dup | (cand == PAD)
+        scores, pi = net(batch.src, batch.dec_in, batch.pattern, tau, select, cand)
+        row = torch.arange(b, device=cand.device)[:, None].expand_as(select)[select]
+        scores = scores.masked_fill(invalid[row], float("-inf"))
+        hit = (cand[row] == targets[:, None]) & ~invalid[row]
+        return F.cross_entropy(scores, hit.float().argmax(1), reduction="sum"), int(targets.numel()), pi
+    logits, pi = net(batch.src, batch.dec_in, batch.pattern, tau, select)
+    logits[:, [PAD, model.bos]] = float("-inf")
     return F.cross_entropy(logits, targets, reduction="sum"), int(targets.numel()), pi
 
 
@@ -219,8 +223,3 @@ def load_regenerator(state: dict, model_cfg: RegeneratorConfig, num_items: int) 
     model.load_state_dict(state)
     model.eval()
     return model
-
-
-def seed_everything(seed: int) -> None:
-    torch.manual_seed(seed)
-    np.random.seed(seed)

@@ -42,14 +42,21 @@ def list_column(table: pa.Table, name: str) -> list[np.ndarray]:
     return [values[offsets[i]:offsets[i + 1]] for i in range(len(col))]
 
 
+def by_length(sources: Sequence[np.ndarray]) -> np.ndarray:
+    """Source order sorted by length: batches of similar lengths pad (and cross-attend) far less."""
+    return np.argsort(np.fromiter((len(s) for s in sources), dtype=np.int64, count=len(sources)), kind="stable")
+
+
 def regenerate_local(model, sources: Sequence[np.ndarray], users: np.ndarray, cfg: RegenerateConfig,
                      device: torch.device | str = "cpu") -> pa.Table:
-    parts = []
     users = np.asarray(users, dtype=np.int64)
+    order = by_length(sources)
+    patterns: list = [None] * len(sources)
     for lo in range(0, len(sources), cfg.batch_size):
-        hi = lo + cfg.batch_size
-        parts.append(rows_table(users[lo:hi], decode_batch(model, sources[lo:hi], users[lo:hi], cfg, device)))
-    return pa.concat_tables(parts) if parts else rows_table(users[:0], [])
+        idx = order[lo:lo + cfg.batch_size]
+        for i, row in zip(idx, decode_batch(model, [sources[i] for i in idx], users[idx], cfg, device)):
+            patterns[i] = row
+    return rows_table(users, patterns) if len(sources) else rows_table(users[:0], [])
 
 
 class DecoderActor:
@@ -79,10 +86,14 @@ def regenerate_ray(state: dict, model_cfg: RegeneratorConfig, num_items: int, so
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     users = np.asarray(users, dtype=np.int64)
-    src = rows_table(users, [[np.asarray(s, dtype=np.int64)] for s in sources]).drop_columns(["k"])
-    # enough blocks that every actor gets work, few enough that each block fills a decode batch
-    blocks = max(workers, min(4 * workers, -(-len(users) // cfg.batch_size)))
-    ds = ray.data.from_arrow(src).repartition(blocks)
+    order = by_length(sources)
+    src = rows_table(users[order], [[np.asarray(sources[i], dtype=np.int64)] for i in order]).drop_columns(["k"])
+    # blocks of ~4 decode batches, dispatched to whichever actor is free: balances short and long sources
+    blocks = max(workers, -(-len(users) // (4 * cfg.batch_size)))
+    # blocks made here, not by repartition(): a repartition task would wait for a CPU that the
+    # actor pool already holds (a deadlock on a 2-CPU machine)
+    step = -(-len(users) // blocks)
+    ds = ray.data.from_arrow([src.slice(i, step) for i in range(0, len(users), step)])
     gpus = ray.cluster_resources().get("GPU", 0) > 0 and torch.cuda.is_available()
     out = ds.map_batches(
         DecoderActor,

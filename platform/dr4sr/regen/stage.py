@@ -1,0 +1,224 @@
+"""Stages `pretrain` and `regenerate` as content-addressed artifacts, and the whole chain
+mine -> SASRec init (a `train` artifact) -> pretrain -> regenerate behind `regenerate_pipeline`.
+
+The regenerate artifact holds `dataset.parquet`: rows (sequence list<int64>, user, k, source) with
+source in {original, mined, generated}; mined and generated rows are deduplicated within their
+source (k = -1 for non-generated rows). `training_sequences` assembles a composition from it.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from dr4sr.artifacts import Artifact, ArtifactStore, artifact_id
+from dr4sr.config import to_dict
+from dr4sr.data.splits import Splits
+from dr4sr.data.stats import sequence_stats
+from dr4sr.errors import ConfigError, DR4SRError
+from dr4sr.regen.config import RegenPipelineConfig
+from dr4sr.regen.pairs import PairData, build_pair_data
+from dr4sr.regen.pretrain import PretrainInput, pretrain_local, pretrain_ray
+from dr4sr.regen.regenerate import list_column, regenerate
+
+COMPOSITIONS = ("regenerated", "regenerated+mined", "regenerated+mined+original", "original")
+Log = Callable[[str], None]
+
+
+# ---- inputs from the mine artifact --------------------------------------------------------------
+def load_mined(mine_path: str | Path) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """(patterns, pair user ids, pair pattern ids) from a mine artifact directory."""
+    from dr4sr.mining.stage import read_patterns
+
+    path = Path(mine_path)
+    for name in ("patterns.parquet", "pairs.parquet"):
+        if not (path / name).exists():
+            raise DR4SRError(f"{path}: not a mine artifact (missing {name})")
+    ps = read_patterns(path / "patterns.parquet")
+    patterns = [ps.values[ps.offsets[i]:ps.offsets[i + 1]] for i in range(len(ps))]
+    pairs = pq.read_table(path / "pairs.parquet")
+    return (patterns, pairs.column("user").to_numpy().astype(np.int64),
+            pairs.column("pattern_id").to_numpy().astype(np.int64))
+
+
+def pair_data_from_mine(splits: Splits, mine_path: str | Path) -> PairData:
+    patterns, pair_user, pair_pattern = load_mined(mine_path)
+    return build_pair_data(splits.train, splits.users, patterns, pair_user, pair_pattern)
+
+
+# ---- SASRec initialisation ----------------------------------------------------------------------
+def sasrec_init_stage(splits: Splits, cfg: RegenPipelineConfig, store: ArtifactStore, workers: int = 1,
+                      gpus: bool = False, log: Log = print) -> Artifact | None:
+    """A `train` artifact of SASRec on the original data (None when init.mode = scratch)."""
+    if cfg.init.mode == "scratch":
+        return None
+    from dr4sr.train.runner import build_run_config, train_stage
+
+    run_cfg = build_run_config("sasrec", overrides=cfg.init.sasrec)
+    key = {k: v for k, v in to_dict(run_cfg).items() if k != "data"}  # data is identified by the splits
+    inputs = {"splits": splits.fingerprint, "sequences": "original"}
+    found = store.get("train", artifact_id("train", key, inputs))
+    if found is not None:
+        log(f"reusing SASRec init {found.path}")
+        return found
+    log("training SASRec on the original data to initialise the regenerator")
+    with store.create("train", key, inputs) as w:
+        metrics = train_stage(run_cfg, w.dir, splits, workers=workers, gpus=gpus, log=log)
+        w.info["test"] = metrics.get("test")
+    return w.artifact
+
+
+# ---- pretrain -----------------------------------------------------------------------------------
+def pretrain_key(cfg: RegenPipelineConfig) -> dict:
+    pre = {k: v for k, v in to_dict(cfg.pretrain).items() if k != "device"}
+    return {"regen": to_dict(cfg.regen), "pretrain": pre, "init": cfg.init.mode}
+
+
+def pretrain_stage(splits: Splits, cfg: RegenPipelineConfig, store: ArtifactStore, mine: Artifact,
+                   init: Artifact | None, workers: int = 1, gpus: bool = False, log: Log = print) -> Artifact:
+    inputs = {"splits": splits.fingerprint, "mine": mine.id, "init": init.id if init else "scratch"}
+    key = pretrain_key(cfg)
+    found = store.get("pretrain", artifact_id("pretrain", key, inputs))
+    if found is not None:
+        log(f"reusing pretrained regenerator {found.path}")
+        return found
+    if cfg.init.mode == "sasrec" and init is None:
+        raise ConfigError("init.mode is 'sasrec' but no SASRec init artifact was given")
+    data = pair_data_from_mine(splits, mine.path)
+    if len(data) < 2:
+        raise DR4SRError(f"mine artifact {mine.path} has {len(data)} pairs; pre-training needs at least 2")
+    train, valid = data.split(cfg.pretrain.valid_fraction, cfg.pretrain.seed)
+    init_state = torch.load(init.path / "model.pt", map_location="cpu", weights_only=True) if init else None
+    started = time.time()
+    with store.create("pretrain", key, inputs) as w:
+        inp = PretrainInput(cfg.regen, cfg.pretrain, splits.num_items, train, valid, init_state,
+                            str((w.dir / "checkpoints").resolve()))
+        log(f"pre-training the regenerator on {len(train):,} pairs ({len(valid):,} held out), "
+            f"{'Ray Train x' + str(workers) if workers > 1 or gpus else 'local'}")
+        if workers > 1 or gpus:
+            out = pretrain_ray(inp, workers, gpus, str((w.dir / "ray").resolve()))
+        else:
+            out = pretrain_local(inp, log=log)
+        metrics = {**out["metrics"], "num_items": splits.num_items, "wall_seconds": time.time() - started,
+                   "workers": workers}
+        with open(w.dir / "model.pt", "wb") as f:
+            torch.save(out["model_state"], f)
+        (w.dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        w.info.update({"best_valid_loss": metrics["best_valid_loss"], "epochs": metrics["epochs"],
+                       "rows": {"train_pairs": len(train), "valid_pairs": len(valid)}})
+    return w.artifact
+
+
+# ---- regenerate ---------------------------------------------------------------------------------
+def regenerate_key(cfg: RegenPipelineConfig) -> dict:
+    # batch size and device do not change the rows (counter-based coins), so they stay out of the id
+    return {k: v for k, v in to_dict(cfg.regenerate).items() if k not in ("batch_size", "device")}
+
+
+def _dedupe(seqs: list[np.ndarray], seen: set | None = None) -> np.ndarray:
+    """Indices of the first occurrence of each distinct sequence (not already in `seen`)."""
+    seen = set() if seen is None else seen
+    keep = []
+    for i, s in enumerate(seqs):
+        key = s.tobytes()
+        if len(s) and key not in seen:
+            seen.add(key)
+            keep.append(i)
+    return np.asarray(keep, dtype=np.int64)
+
+
+def _rows(source: str, users: np.ndarray, ks: np.ndarray, seqs: list[np.ndarray]) -> pa.Table:
+    lens = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
+    offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
+    np.cumsum(lens, out=offsets[1:])
+    values = np.concatenate(seqs).astype(np.int64) if seqs else np.zeros(0, dtype=np.int64)
+    return pa.table({"sequence": pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(values, pa.int64())),
+                     "user": pa.array(np.asarray(users, dtype=np.int64)), "k": pa.array(np.asarray(ks, dtype=np.int64)),
+                     "source": pa.array([source] * len(seqs), pa.string())})
+
+
+def build_dataset(splits: Splits, mine_path: str | Path, generated: pa.Table) -> pa.Table:
+    patterns, pair_user, pair_pattern = load_mined(mine_path)
+    original = _rows("original", splits.users, np.full(len(splits.train), -1), list(splits.train))
+    mined_seqs = [patterns[p] for p in pair_pattern]
+    keep = _dedupe(mined_seqs)
+    mined = _rows("mined", pair_user[keep], np.full(len(keep), -1), [mined_seqs[i] for i in keep])
+    gen_seqs = list_column(generated, "sequence")
+    keep = _dedupe(gen_seqs)
+    gen = _rows("generated", generated.column("user").to_numpy()[keep], generated.column("k").to_numpy()[keep],
+                [gen_seqs[i] for i in keep])
+    return pa.concat_tables([original, mined, gen])
+
+
+def composition_sequences(table: pa.Table, composition: str) -> list[np.ndarray]:
+    if composition not in COMPOSITIONS:
+        raise ConfigError(f"unknown composition {composition!r}; expected one of {COMPOSITIONS}")
+    source = table.column("source").to_numpy(zero_copy_only=False)
+    seqs = list_column(table, "sequence")
+    if composition == "original":
+        return [seqs[i] for i in np.flatnonzero(source == "original")]
+    wanted = {"regenerated": ("generated",), "regenerated+mined": ("mined", "generated"),
+              "regenerated+mined+original": ("original", "mined", "generated")}[composition]
+    picked = [seqs[i] for name in wanted for i in np.flatnonzero(source == name)]
+    return [picked[i] for i in _dedupe(picked)]  # across sources too: each distinct sequence once
+
+
+def training_sequences(artifact: Artifact | str | Path, composition: str = "regenerated+mined+original") -> list[np.ndarray]:
+    """Training rows of a regenerate artifact for `composition` (see COMPOSITIONS)."""
+    path = Path(artifact.path if isinstance(artifact, Artifact) else artifact) / "dataset.parquet"
+    if not path.exists():
+        raise DR4SRError(f"{path.parent}: not a regenerate artifact (missing dataset.parquet)")
+    return composition_sequences(pq.read_table(path), composition)
+
+
+def regenerate_stage(splits: Splits, cfg: RegenPipelineConfig, store: ArtifactStore, pretrain: Artifact,
+                     mine: Artifact, workers: int = 1, log: Log = print) -> Artifact:
+    inputs = {"splits": splits.fingerprint, "pretrain": pretrain.id, "mine": mine.id}
+    key = regenerate_key(cfg)
+    found = store.get("regenerate", artifact_id("regenerate", key, inputs))
+    if found is not None:
+        log(f"reusing regenerated dataset {found.path}")
+        return found
+    state = torch.load(pretrain.path / "model.pt", map_location="cpu", weights_only=True)
+    model_cfg = cfg.regen
+    t0 = time.time()
+    generated = regenerate(state, model_cfg, splits.num_items, splits.train, splits.users, cfg.regenerate, workers)
+    seconds = time.time() - t0
+    log(f"regenerated {len(splits.train):,} sequences x K={model_cfg.k} in {seconds:.1f}s "
+        f"({len(splits.train) / max(seconds, 1e-9):.0f} sequences/s)")
+    table = build_dataset(splits, mine.path, generated)
+    stats = {"decode_seconds": seconds, "workers": workers, "generated_rows_before_dedupe": generated.num_rows,
+             "rows": {s: int(np.sum(table.column("source").to_numpy(zero_copy_only=False) == s))
+                      for s in ("original", "mined", "generated")}}
+    for comp in COMPOSITIONS:
+        stats[comp] = sequence_stats(composition_sequences(table, comp), num_items=splits.num_items)
+    with store.create("regenerate", key, inputs) as w:
+        pq.write_table(table, w.dir / "dataset.parquet")
+        (w.dir / "stats.json").write_text(json.dumps(stats, indent=2))
+        w.info.update({"rows": stats["rows"], "decode_seconds": round(seconds, 3)})
+    return w.artifact
+
+
+# ---- the whole chain ----------------------------------------------------------------------------
+def regenerate_pipeline(splits: Splits, cfg: RegenPipelineConfig, store: ArtifactStore, workers: int = 1,
+                        log: Log = print, gpus: bool = False) -> Artifact:
+    """mine -> SASRec init (unless scratch) -> pretrain -> regenerate; every stage reuses its cached artifact."""
+    mine = mine_stage(splits, cfg, store, workers, log)
+    init = sasrec_init_stage(splits, cfg, store, workers, gpus, log)
+    pre = pretrain_stage(splits, cfg, store, mine, init, workers, gpus, log)
+    return regenerate_stage(splits, cfg, store, pre, mine, workers, log)
+
+
+def mine_stage(splits: Splits, cfg: RegenPipelineConfig, store: ArtifactStore, workers: int = 1,
+               log: Log = print) -> Artifact:
+    from dr4sr.mining.stage import run_mine_stage
+
+    art = run_mine_stage(splits, dict(cfg.mine), store, workers if workers > 1 else None)
+    log(f"mine artifact {art.path}")
+    return art
