@@ -4,28 +4,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from planted import NUM_ITEMS, planted_data, planted_pairs  # noqa: E402
+from planted import FAST, NUM_ITEMS, SMALL, planted_data, planted_pairs, planted_splits  # noqa: E402,F401
 
-from dr4sr.data.splits import Splits  # noqa: E402
-from dr4sr.regen.config import PretrainConfig, RegeneratorConfig  # noqa: E402
 from dr4sr.regen.pretrain import PretrainInput, load_regenerator, pretrain_local  # noqa: E402
-
-SMALL = RegeneratorConfig(hidden_size=32, inner_size=64, dropout=0.1, k=3, max_positions=20)
-FAST = PretrainConfig(max_epochs=16, batch_size=64, lr=3e-3, patience=50, device="cpu")
-
-
-def planted_splits(seqs, users) -> Splits:
-    n = len(seqs)
-    return Splits(users=users, train=seqs, train_full=seqs, valid_target=np.ones(n, dtype=np.int64),
-                  test_target=np.ones(n, dtype=np.int64), num_items=NUM_ITEMS, max_len=50,
-                  fingerprint=f"planted-{n}")
-
 
 @pytest.fixture(autouse=True)
 def one_thread():

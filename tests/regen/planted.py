@@ -5,6 +5,9 @@ import numpy as np
 
 from dr4sr.regen.pairs import PairData, build_pair_data
 
+from dr4sr.data.splits import Splits
+from dr4sr.regen.config import PretrainConfig, RegeneratorConfig
+
 PLANTED = [(1, 2, 3), (4, 5, 6), (7, 8, 9, 10), (11, 12)]
 NUM_ITEMS = 40
 
@@ -31,3 +34,15 @@ def planted_pairs(seqs, users, planted) -> PairData:
     pair_pattern = np.asarray([p for ps in planted for p in ps], dtype=np.int64)
     pats = [np.asarray(p, dtype=np.int64) for p in PLANTED]
     return build_pair_data(seqs, users, pats, pair_user, pair_pattern)
+
+
+
+SMALL = RegeneratorConfig(hidden_size=32, inner_size=64, dropout=0.1, k=3, max_positions=20)
+FAST = PretrainConfig(max_epochs=16, batch_size=64, lr=3e-3, patience=50, device="cpu")
+
+
+def planted_splits(seqs, users) -> Splits:
+    n = len(seqs)
+    return Splits(users=users, train=seqs, train_full=seqs, valid_target=np.ones(n, dtype=np.int64),
+                  test_target=np.ones(n, dtype=np.int64), num_items=NUM_ITEMS, max_len=50,
+                  fingerprint=f"planted-{n}")

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from planted import NUM_ITEMS, PLANTED, planted_data, planted_pairs
-from conftest import FAST, SMALL
+from planted import FAST, SMALL
 
 from dr4sr.errors import DR4SRError
 from dr4sr.regen.config import PretrainConfig, RegenerateConfig

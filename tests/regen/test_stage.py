@@ -6,7 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from planted import planted_data
-from conftest import SMALL, planted_splits
+from planted import SMALL, planted_splits
 
 from dr4sr.artifacts import ArtifactStore
 from dr4sr.errors import ConfigError

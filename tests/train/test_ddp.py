@@ -1,6 +1,5 @@
 """DDP correctness: 2 Ray Train workers (gloo) follow the single-process loss curve for the same global batch."""
 import numpy as np
-import pytest
 
 from dr4sr.config import parse_overrides
 from dr4sr.train.runner import build_run_config, train_stage

@@ -9,9 +9,6 @@ Validation loss on a seeded hold-out of pairs drives early stopping; the best we
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -169,53 +166,12 @@ def pretrain_local(inp: PretrainInput, resume: bool = False, log: Callable[[str]
     return pretrain_fit(inp, ctx, log)
 
 
-def _pretrain_loop_per_worker(config: dict) -> None:
-    import ray.train
-
-    from dr4sr.train.ray_train import RayTrainContext
-
-    inp: PretrainInput = config["input"]
-    resume = config.get("resume_state")
-    ckpt = ray.train.get_checkpoint()  # set when Ray restarts workers after a failure
-    if ckpt is not None:
-        with ckpt.as_directory() as d:
-            resume = load_checkpoint(Path(d) / CHECKPOINT_NAME)
-    ctx = RayTrainContext(inp.checkpoint_dir, resume)
-    out = pretrain_fit(inp, ctx)
-    if ctx.rank == 0:
-        with tempfile.TemporaryDirectory() as tmp:
-            torch.save(out["model_state"], os.path.join(tmp, "model.pt"))
-            Path(tmp, "metrics.json").write_text(json.dumps(out["metrics"]))
-            ray.train.report({"done": 1}, checkpoint=ray.train.Checkpoint.from_directory(tmp))
-    else:
-        ray.train.report({"done": 1})
-
-
 def pretrain_ray(inp: PretrainInput, workers: int, use_gpu: bool, storage_path: str,
                  resume_state: dict | None = None) -> dict:
     """The same loop on `workers` Ray Train workers (DDP: gloo on CPU, NCCL on GPU)."""
-    import ray
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchConfig, TorchTrainer
+    from dr4sr.train.ray_train import run_on_ray_train
 
-    if not ray.is_initialized():
-        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        ray.init(include_dashboard=False, log_to_driver=True)
-    trainer = TorchTrainer(
-        _pretrain_loop_per_worker,
-        train_loop_config={"input": inp, "resume_state": resume_state},
-        torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
-        scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu,
-                                     resources_per_worker=None if use_gpu else {"CPU": 1}),
-        run_config=RunConfig(name="pretrain", storage_path=storage_path,
-                             checkpoint_config=CheckpointConfig(num_to_keep=2),
-                             failure_config=FailureConfig(max_failures=0)),
-    )
-    result = trainer.fit()
-    with result.checkpoint.as_directory() as d:
-        state = torch.load(Path(d) / "model.pt", map_location="cpu", weights_only=True)
-        metrics = json.loads(Path(d, "metrics.json").read_text())
-    return {"model_state": state, "metrics": metrics}
+    return run_on_ray_train(pretrain_fit, inp, workers, use_gpu, storage_path, "pretrain", resume_state)
 
 
 def load_regenerator(state: dict, model_cfg: RegeneratorConfig, num_items: int) -> Regenerator:

@@ -7,7 +7,6 @@ cluster has GPUs) and decodes whole batches with `decode_batch`. Coin flips depe
 """
 from __future__ import annotations
 
-import os
 from typing import Sequence
 
 import numpy as np
@@ -80,9 +79,9 @@ def regenerate_ray(state: dict, model_cfg: RegeneratorConfig, num_items: int, so
                    users: np.ndarray, cfg: RegenerateConfig, workers: int) -> pa.Table:
     import ray
 
-    if not ray.is_initialized():
-        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        ray.init(include_dashboard=False, log_to_driver=False)
+    from dr4sr.train.ray_train import ensure_ray
+
+    ensure_ray()
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     users = np.asarray(users, dtype=np.int64)

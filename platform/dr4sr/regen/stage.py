@@ -58,20 +58,11 @@ def sasrec_init_stage(splits: Splits, cfg: RegenPipelineConfig, store: ArtifactS
     """A `train` artifact of SASRec on the original data (None when init.mode = scratch)."""
     if cfg.init.mode == "scratch":
         return None
-    from dr4sr.train.runner import build_run_config, train_stage
+    from dr4sr.train.runner import build_run_config, cached_train
 
+    # the same `train` artifact as `dr4sr run --variant backbone` with this config: trained once
     run_cfg = build_run_config("sasrec", overrides=cfg.init.sasrec)
-    key = {k: v for k, v in to_dict(run_cfg).items() if k != "data"}  # data is identified by the splits
-    inputs = {"splits": splits.fingerprint, "sequences": "original"}
-    found = store.get("train", artifact_id("train", key, inputs))
-    if found is not None:
-        log(f"reusing SASRec init {found.path}")
-        return found
-    log("training SASRec on the original data to initialise the regenerator")
-    with store.create("train", key, inputs) as w:
-        metrics = train_stage(run_cfg, w.dir, splits, workers=workers, gpus=gpus, log=log)
-        w.info["test"] = metrics.get("test")
-    return w.artifact
+    return cached_train(store, run_cfg, splits, None, "original", workers, gpus, log)
 
 
 # ---- pretrain -----------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import torch
 import torch.distributed as dist
 
 from dr4sr.train.loop import LoopContext
-from dr4sr.train.worker import (CHECKPOINT_NAME, TrainingInput, _json_default, load_checkpoint, run_worker,
+from dr4sr.train.worker import (CHECKPOINT_NAME, TrainingInput, json_default, load_checkpoint, run_worker,
                                 save_checkpoint)
 
 
@@ -64,43 +64,53 @@ class RayTrainContext(LoopContext):
             ray.train.report(report, checkpoint=ray.train.Checkpoint.from_directory(tmp))
 
 
-def _train_loop_per_worker(config: dict) -> None:
+def ensure_ray() -> None:
+    """Join the cluster this process was submitted to (RAY_ADDRESS), else start a local Ray."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(address="auto")
+    else:
+        ray.init(include_dashboard=False, log_to_driver=True)
+
+
+def _loop_per_worker(config: dict) -> None:
+    """Generic Ray Train worker: resume, run `fit_fn(input, ctx)`, send rank 0's results back."""
     import ray.train
 
-    inp: TrainingInput = config["input"]
+    inp, fit_fn = config["input"], config["fit_fn"]
     resume = config.get("resume_state")
     ckpt = ray.train.get_checkpoint()  # set when Ray restarts workers after a failure
     if ckpt is not None:
         with ckpt.as_directory() as d:
             resume = load_checkpoint(Path(d) / CHECKPOINT_NAME)
     ctx = RayTrainContext(inp.checkpoint_dir, resume)
-    out = run_worker(inp, ctx)
+    out = fit_fn(inp, ctx)
     if ctx.rank == 0:
         # final results travel back to the driver in a last checkpoint
         with tempfile.TemporaryDirectory() as tmp:
-            np.save(os.path.join(tmp, "ranks.npy"), out["ranks"])
+            if out.get("ranks") is not None:
+                np.save(os.path.join(tmp, "ranks.npy"), out["ranks"])
             torch.save(out["model_state"], os.path.join(tmp, "model.pt"))
-            Path(tmp, "metrics.json").write_text(json.dumps(out["metrics"], default=_json_default))
+            Path(tmp, "metrics.json").write_text(json.dumps(out["metrics"], default=json_default))
             ray.train.report({"done": 1}, checkpoint=ray.train.Checkpoint.from_directory(tmp))
     else:
         ray.train.report({"done": 1})
 
 
-def run_ray_train(inp: TrainingInput, workers: int, use_gpu: bool, storage_path: str,
-                  name: str, resume_state: dict | None = None, cpus_per_worker: float = 1.0) -> dict:
-    import ray
+def run_on_ray_train(fit_fn, inp, workers: int, use_gpu: bool, storage_path: str, name: str,
+                     resume_state: dict | None = None, cpus_per_worker: float = 1.0) -> dict:
+    """Run `fit_fn(inp, ctx)` on `workers` DDP workers; returns {model_state, metrics[, ranks]}."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    if not ray.is_initialized():
-        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        if os.environ.get("RAY_ADDRESS"):
-            ray.init(address="auto")  # join the cluster this process was submitted to
-        else:
-            ray.init(include_dashboard=False, log_to_driver=True)
+    ensure_ray()
     trainer = TorchTrainer(
-        _train_loop_per_worker,
-        train_loop_config={"input": inp, "resume_state": resume_state},
+        _loop_per_worker,
+        train_loop_config={"input": inp, "fit_fn": fit_fn, "resume_state": resume_state},
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
         scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu,
                                      resources_per_worker=None if use_gpu else {"CPU": cpus_per_worker}),
@@ -110,7 +120,13 @@ def run_ray_train(inp: TrainingInput, workers: int, use_gpu: bool, storage_path:
     )
     result = trainer.fit()
     with result.checkpoint.as_directory() as d:
-        model_state = torch.load(Path(d) / "model.pt", map_location="cpu", weights_only=True)
-        metrics = json.loads(Path(d, "metrics.json").read_text())
-        ranks = np.load(Path(d) / "ranks.npy")
-    return {"metrics": metrics, "ranks": ranks, "model_state": model_state}
+        out = {"model_state": torch.load(Path(d) / "model.pt", map_location="cpu", weights_only=True),
+               "metrics": json.loads(Path(d, "metrics.json").read_text())}
+        if Path(d, "ranks.npy").exists():
+            out["ranks"] = np.load(Path(d) / "ranks.npy")
+    return out
+
+
+def run_ray_train(inp: TrainingInput, workers: int, use_gpu: bool, storage_path: str,
+                  name: str, resume_state: dict | None = None, cpus_per_worker: float = 1.0) -> dict:
+    return run_on_ray_train(run_worker, inp, workers, use_gpu, storage_path, name, resume_state, cpus_per_worker)

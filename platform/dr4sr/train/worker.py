@@ -89,7 +89,7 @@ def write_outputs(out_dir: str | Path, metrics: dict, ranks: np.ndarray, users: 
     _atomic(out / "user_metrics.parquet", lambda p: pq.write_table(table, p))
     if model_state is not None:
         _atomic(out / "model.pt", lambda p: _torch_save(model_state, p))
-    _atomic(out / "metrics.json", lambda p: Path(p).write_text(json.dumps(metrics, indent=2, default=_json_default)))
+    _atomic(out / "metrics.json", lambda p: Path(p).write_text(json.dumps(metrics, indent=2, default=json_default)))
 
 
 def _torch_save(obj, path) -> None:
@@ -108,7 +108,7 @@ def _atomic(final: Path, write) -> None:
             os.unlink(tmp)
 
 
-def _json_default(obj):
+def json_default(obj):
     if hasattr(obj, "item"):
         return obj.item()
     if dataclasses.is_dataclass(obj):
