@@ -104,8 +104,7 @@ def fit(model: Backbone, batcher: TrainBatcher, splits: Splits, cfg: TrainConfig
         total, count = 0.0, 0
         for batch in progress.batches(epoch, batcher.epoch(epoch)):
             batch = batch.to(ctx.device)
-            hidden = hidden_for_targets(model, batch.inputs, batch.lengths, batch.targets) \
-                if net is model else _ddp_hidden(net, model, batch)
+            hidden = hidden_for_targets(model, batch.inputs, batch.lengths, batch.targets, net)
             loss, _ = next_item_loss(model, hidden, batch.targets, cfg.loss, batch.weights, gen)
             if aux_loss is not None:
                 loss = loss + aux_loss(model, batch, hidden, gen)
@@ -144,11 +143,6 @@ def fit(model: Backbone, batcher: TrainBatcher, splits: Splits, cfg: TrainConfig
     n_epochs = max(epoch + 1 - start_epoch, 1)
     best_valid = next((dict(h) for h in history if h["epoch"] == best_epoch), {})
     return FitResult(best_epoch, epoch + 1, best_valid, history, train_time / n_epochs, eval_time / n_epochs)
-
-
-def _ddp_hidden(net: torch.nn.Module, model: Backbone, batch) -> torch.Tensor:
-    hidden = net(batch.inputs, batch.lengths)  # through the DDP wrapper so gradients are synchronised
-    return hidden[:, -1:] if model.training_mode == "last" else hidden
 
 
 def test_ranks(model: Backbone, splits: Splits, ctx: LoopContext, batch_size: int) -> tuple[dict, np.ndarray]:

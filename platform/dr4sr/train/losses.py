@@ -45,9 +45,12 @@ def next_item_loss(model: Backbone, hidden: torch.Tensor, targets: torch.Tensor,
 
 
 def hidden_for_targets(model: Backbone, inputs: torch.Tensor, lengths: torch.Tensor,
-                       targets: torch.Tensor) -> torch.Tensor:
-    """Hidden states aligned with `targets`: all positions (seq2seq) or the last one ("last" mode)."""
-    hidden = model(inputs, lengths)
+                       targets: torch.Tensor, net: torch.nn.Module | None = None) -> torch.Tensor:
+    """Hidden states aligned with `targets`: all positions (seq2seq) or the last one ("last" mode).
+
+    `net` is the module to run forward through (a DDP wrapper of `model`, so gradients synchronise).
+    """
+    hidden = (net if net is not None else model)(inputs, lengths)
     if model.training_mode == "last":  # batches are left-padded: the last position is the prefix end
         return hidden[:, -1:]
     return hidden
