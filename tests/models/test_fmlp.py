@@ -54,6 +54,27 @@ def test_last_hidden_shortcut_equals_the_last_position_of_forward():
         torch.testing.assert_close(model.last_hidden(seqs, None), model(seqs, None)[:, -1])
 
 
+@pytest.mark.parametrize("max_len", [6, 7])  # even and odd transform lengths
+def test_filter_last_position_equals_the_fft_path(max_len):
+    torch.manual_seed(0)
+    layer = FilterLayer(FMLPConfig(hidden_size=5, dropout=0.0), max_len=max_len).eval()
+    x = torch.randn(3, max_len, 5)
+    torch.testing.assert_close(layer.last(x), layer(x)[:, -1], rtol=1e-5, atol=1e-5)
+
+
+def test_last_only_training_path_matches_and_backpropagates_like_the_full_path():
+    torch.manual_seed(0)
+    model = FMLP(FMLPConfig(dropout=0.0), BuildContext(num_items=20, max_len=10)).train()
+    seqs = torch.tensor([[0, 0, 3, 4, 5], [1, 2, 3, 4, 5]])
+    fast = model(seqs, None, last_only=True)
+    slow = model(seqs, None)[:, -1:]
+    assert fast.shape == (2, 1, 64)
+    torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-5)
+    g_fast = torch.autograd.grad(fast.square().sum(), model.layers[-1][0].complex_weight)[0]
+    g_slow = torch.autograd.grad(slow.square().sum(), model.layers[-1][0].complex_weight)[0]
+    torch.testing.assert_close(g_fast, g_slow, rtol=1e-4, atol=1e-5)
+
+
 def test_padding_row_is_zero_and_too_long_input_is_rejected():
     model = FMLP(FMLPConfig(), BuildContext(num_items=5, max_len=4))
     assert torch.count_nonzero(model.item_embedding.weight[0]) == 0

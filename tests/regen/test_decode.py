@@ -86,12 +86,42 @@ def test_exhausted_source_forces_eos():
     assert [p.tolist() for p in out[0]] == [[3, 9]] * 3  # both items (lowest id first), then EOS
 
 
-@pytest.mark.parametrize("gamma", [0.0, 0.3, 1.0])
-def test_batched_cached_decoder_equals_reference(gamma):
+def _positions(p, s):
+    where = {int(x): i for i, x in enumerate(s)}
+    return [where[int(x)] for x in p]
+
+
+@pytest.mark.parametrize("span", [0, 3])
+def test_ordered_restriction_keeps_source_order_and_span(span):
+    m = _random_model()
+    srcs = _sources(60, length=9)
+    cfg = RegenerateConfig(gamma=0.0, max_length=10, restrict="ordered", span=span)
+    out = decode_batch(m, srcs, np.arange(60), cfg)
+    free = decode_batch(m, srcs, np.arange(60), RegenerateConfig(gamma=0.0, max_length=10))
+    reversed_free = 0
+    for s, row, free_row in zip(srcs, out, free):
+        for p, q in zip(row, free_row):
+            pos = _positions(p, s)
+            assert len(p) >= 2 and pos == sorted(pos) and len(set(pos)) == len(pos)  # min_length kept
+            if span:
+                assert pos[-1] - pos[0] <= span - 1
+            reversed_free += _positions(q, s) != sorted(_positions(q, s))
+    assert reversed_free > 0  # the paper's restriction does emit out-of-order patterns on this model
+
+
+def test_ordered_restriction_ends_at_the_last_source_item():
+    m = _rigged_model()  # prefers the lowest item id: from [9, 3, 7] it takes 3, then only 7 is later
+    cfg = RegenerateConfig(gamma=0.0, max_length=10, restrict="ordered")
+    out = decode_batch(m, [np.array([9, 3, 7])], np.array([0]), cfg)
+    assert [p.tolist() for p in out[0]] == [[3, 7]] * 3
+
+
+@pytest.mark.parametrize("gamma,restrict", [(0.0, "source"), (0.3, "source"), (1.0, "source"), (0.3, "ordered")])
+def test_batched_cached_decoder_equals_reference(gamma, restrict):
     m = _random_model()
     rng = np.random.default_rng(5)
     srcs = [rng.choice(np.arange(1, N + 1), size=int(rng.integers(1, 15)), replace=False) for _ in range(25)]
-    cfg = RegenerateConfig(gamma=gamma, max_length=8, seed=11)
+    cfg = RegenerateConfig(gamma=gamma, max_length=8, seed=11, restrict=restrict, span=5 if restrict == "ordered" else 0)
     a = decode_batch(m, srcs, np.arange(25), cfg)
     b = decode_reference(m, srcs, np.arange(25), cfg)
     assert [[p.tolist() for p in r] for r in a] == [[p.tolist() for p in r] for r in b]

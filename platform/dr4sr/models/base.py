@@ -26,7 +26,8 @@ class BuildContext:
 
 class Backbone(nn.Module):
     # "seq2seq": every position predicts the next item (causal models).
-    # "last": only the final position is trained, one sample per prefix (non-causal models, FMLP-Rec).
+    # "last": only the final position is trained, one sample per prefix (non-causal models, FMLP-Rec);
+    # such a model's forward takes `last_only=True` and then returns (B, 1, d) for that position.
     training_mode: Literal["seq2seq", "last"] = "seq2seq"
     # how sequences are padded in a batch; "left" puts the last real item at position L-1
     padding: Literal["right", "left"] = "right"

@@ -91,6 +91,8 @@ class RegenerateConfig:
     seed: int = 0
     max_length: int = 10  # length cap of a regenerated pattern
     min_length: int = 2  # EOS is masked before this many items (length-1 rows carry no target)
+    restrict: str = "source"  # restrictive step: any unused source item ("source", the paper's) or "ordered"
+    span: int = 0  # with restrict=ordered: a pattern's source positions lie within `span` (0 = no limit)
     batch_size: int = 256  # source sequences per decoding batch (x K rows)
     device: str = "auto"
 
@@ -103,6 +105,10 @@ class RegenerateConfig:
             raise ConfigError(f"regenerate.min_length must be in [0, max_length], got {self.min_length}")
         if self.batch_size < 1:
             raise ConfigError(f"regenerate.batch_size must be >= 1, got {self.batch_size}")
+        if self.restrict not in ("source", "ordered"):
+            raise ConfigError(f"regenerate.restrict must be 'source' or 'ordered', got {self.restrict!r}")
+        if self.span < 0 or (self.span and self.restrict != "ordered"):
+            raise ConfigError(f"regenerate.span must be >= 0 and needs regenerate.restrict=ordered, got {self.span}")
 
 
 @dataclasses.dataclass

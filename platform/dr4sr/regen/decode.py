@@ -4,6 +4,12 @@ Per step, with probability γ the step is generative (any item) and otherwise re
 the source sequence only; once all are used, EOS). Items never repeat inside a pattern; PAD and BOS
 are never emitted; EOS is masked until `min_length` items exist (unless nothing else is allowed).
 
+`restrict="ordered"` (an option beyond the paper) narrows a restrictive step to source positions
+after the last source item taken, and with `span` > 0 to within `span` positions of the first one,
+so every restrictive stretch is a gapped subsequence of the source in its own order, the shape of
+a mined pattern. The paper's restrictive step (`restrict="source"`) may emit source items in any
+order; a reversed pair trains the target model on a transition that never happened.
+
 The coin of step s for (user u, memory k) comes from a counter-based hash of (seed, u, k, s), so the
 regenerated dataset is the same for any batch size, batch order or number of workers.
 
@@ -42,11 +48,44 @@ def coin_flips(seed: int, users: np.ndarray, ks: np.ndarray, step: int) -> np.nd
     return (h >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
 
 
+class SourceOrder:
+    """Per-row source positions for ordered restriction: the last one taken and the first one."""
+
+    def __init__(self, rows: int, span: int, device: torch.device):
+        self.last = torch.full((rows,), -1, dtype=torch.long, device=device)
+        self.first = torch.full((rows,), -1, dtype=torch.long, device=device)
+        self.span = span
+
+    def allowed(self, rows: torch.Tensor, cand: torch.Tensor, need: int) -> torch.Tensor:
+        """(len(rows), L) True where a source position may be taken next, leaving `need` later ones
+        (so a pattern is not cut below min_length by starting at the source's end)."""
+        pos = torch.arange(cand.size(1), device=self.last.device)[None]
+        ok = pos > self.last[rows, None]
+        if need > 0:
+            ok &= pos + need < (cand != PAD).sum(1, keepdim=True)
+        if self.span > 0:
+            first = self.first[rows, None]
+            ok &= (first < 0) | (pos <= first + self.span - 1)
+        return ok
+
+    def take(self, rows: torch.Tensor, pos: torch.Tensor) -> None:
+        """Rows `rows` took source position `pos` (-1 = no source position: EOS or generative)."""
+        hit = pos >= 0
+        rows, pos = rows[hit], pos[hit]
+        self.last[rows] = pos
+        self.first[rows] = torch.where(self.first[rows] < 0, pos, self.first[rows])
+
+    def keep(self, idx: torch.Tensor) -> None:
+        self.last, self.first = self.last[idx], self.first[idx]
+
+
 def choose_tokens(model: Regenerator, hidden: torch.Tensor, cand: torch.Tensor, emitted: torch.Tensor,
-                  generative: torch.Tensor, step: int, min_length: int) -> torch.Tensor:
+                  generative: torch.Tensor, step: int, min_length: int,
+                  order: SourceOrder | None = None) -> torch.Tensor:
     """Greedy token per row at `step` (= items emitted so far).
 
-    hidden (R, d); cand (R, L) source items (0 = padding); emitted (R, step) items so far.
+    hidden (R, d); cand (R, L) source items (0 = padding); emitted (R, step) items so far;
+    `order` (ordered restriction) limits restrictive rows to later source positions and is updated.
     Restrictive rows score only their own source items (+ EOS), so 1 - gamma of the rows never
     touch the (R, V) item matrix; generative rows score the whole catalogue. EOS wins only with a
     strictly higher score (a tie goes to the item, as a full-vocabulary argmax would do).
@@ -61,12 +100,16 @@ def choose_tokens(model: Regenerator, hidden: torch.Tensor, cand: torch.Tensor, 
         ok = c != PAD
         if emitted.size(1):
             ok &= ~(c[:, :, None] == emitted[res][:, None, :]).any(-1)
+        if order is not None:
+            ok &= order.allowed(res, c, max(min_length - step - 1, 0))
         sc = model.score_items(hidden[res], c).masked_fill(~ok, float("-inf"))
         best, arg = sc.max(1)
         any_ok = ok.any(1)
         eos_sc = model.score_items(hidden[res], eos.expand(len(res), 1))[:, 0]
         take_eos = ~any_ok | (eos_allowed_any & (eos_sc > best))
         out[res] = torch.where(take_eos, eos.expand(len(res)), c.gather(1, arg[:, None])[:, 0])
+        if order is not None:
+            order.take(res, torch.where(take_eos, torch.full_like(arg, -1), arg))
     gen = torch.nonzero(generative).squeeze(1)
     if len(gen):
         logits = model.logits(hidden[gen])
@@ -79,6 +122,10 @@ def choose_tokens(model: Regenerator, hidden: torch.Tensor, cand: torch.Tensor, 
         take_eos = ~any_ok | (eos_allowed_any & (eos_sc > best))
         out[gen] = torch.where(take_eos, eos.expand(len(gen)), arg)
     return out
+
+
+def _order(cfg: RegenerateConfig, rows: int, device: torch.device) -> SourceOrder | None:
+    return SourceOrder(rows, cfg.span, device) if cfg.restrict == "ordered" else None
 
 
 def _clip_sources(sources: Sequence[np.ndarray], model: Regenerator) -> list[np.ndarray]:
@@ -115,11 +162,12 @@ def decode_batch(model: Regenerator, sources: Sequence[np.ndarray], users: np.nd
     result = np.zeros((n * kk, cfg.max_length), dtype=np.int64)
     cache: list[list[torch.Tensor | None]] = [[None, None] for _ in model.decoder]
     token = torch.full((n * kk,), model.bos, dtype=torch.long, device=device)
+    order = _order(cfg, n * kk, device)
     for step in range(cfg.max_length):
         hidden = model.decode_step(token, step, cache, mem_kv, mem_mask)
         coins = coin_flips(cfg.seed, row_user[active], row_k[active], step)
         generative = torch.from_numpy(coins < cfg.gamma).to(device)
-        token = choose_tokens(model, hidden, cand, emitted, generative, step, cfg.min_length)
+        token = choose_tokens(model, hidden, cand, emitted, generative, step, cfg.min_length, order)
         tok = token.cpu().numpy()
         live = tok != model.eos
         result[active[live], step] = tok[live]
@@ -131,6 +179,8 @@ def decode_batch(model: Regenerator, sources: Sequence[np.ndarray], users: np.nd
             active, token, emitted = active[live], token[idx], emitted[idx]
             mem_kv = [(k[idx], v[idx]) for k, v in mem_kv]
             mem_mask, cand = mem_mask[idx], cand[idx]
+            if order is not None:
+                order.keep(idx)
             cache = [[c[0][idx], c[1][idx]] for c in cache]
         emitted = torch.cat([emitted, token[:, None]], 1)
     for r in range(n * kk):
@@ -157,13 +207,14 @@ def decode_reference(model: Regenerator, sources: Sequence[np.ndarray], users: n
         row = []
         for k in range(kk):
             items: list[int] = []
+            order = _order(cfg, 1, device)
             for step in range(cfg.max_length):
                 dec_in = torch.tensor([[model.bos] + items], dtype=torch.long, device=device)
                 hidden = model.decode(dec_in, mems[:, k], keep)[:, -1]
                 coin = coin_flips(cfg.seed, np.array([user]), np.array([k]), step)
                 generative = torch.from_numpy(coin < cfg.gamma).to(device)
                 emitted = torch.tensor([items], dtype=torch.long, device=device).view(1, len(items))
-                tok = int(choose_tokens(model, hidden, x, emitted, generative, step, cfg.min_length)[0])
+                tok = int(choose_tokens(model, hidden, x, emitted, generative, step, cfg.min_length, order)[0])
                 if tok == model.eos:
                     break
                 items.append(tok)

@@ -50,7 +50,7 @@ def hidden_for_targets(model: Backbone, inputs: torch.Tensor, lengths: torch.Ten
 
     `net` is the module to run forward through (a DDP wrapper of `model`, so gradients synchronise).
     """
-    hidden = (net if net is not None else model)(inputs, lengths)
-    if model.training_mode == "last":  # batches are left-padded: the last position is the prefix end
-        return hidden[:, -1:]
-    return hidden
+    run = net if net is not None else model
+    if model.training_mode == "last":  # left-padded prefixes: only the last position has a target
+        return run(inputs, lengths, last_only=True)
+    return run(inputs, lengths)
