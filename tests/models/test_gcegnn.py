@@ -112,6 +112,29 @@ def test_graph_is_cached_as_an_artifact(tmp_path, monkeypatch):
         make_model(str(tmp_path), "fp-2")  # another dataset: a new graph
 
 
+def test_graph_from_the_training_rows_is_an_option_with_its_own_artifact(tmp_path):
+    original = [np.array([1, 2, 3, 4]), np.array([2, 3, 5])]
+    regenerated = [np.array([1, 2]), np.array([4, 5]), np.array([2, 3])]
+
+    def build(source, rows):
+        torch.manual_seed(0)
+        ctx = BuildContext(num_items=6, max_len=5, original_train=original, store_root=str(tmp_path),
+                           dataset_fingerprint="fp", training_rows=rows)
+        return GCEGNN(GCEGNNConfig(graph_layers=1, graph_source=source), ctx)
+
+    a, b = build("original", regenerated), build("training", regenerated)
+    expected = normalize_edges(*transition_edges(regenerated, 6, [1.0, 0.5]), 6, "symmetric", False)
+    assert np.allclose(b.adj_val.numpy(), expected[2]) and np.array_equal(b.adj_col.numpy(), expected[1])
+    assert len(a.adj_val) != len(b.adj_val)  # (4, 5) is an edge only in the regenerated rows
+    c = build("training", regenerated[:2])
+    assert len(list((tmp_path / "graph").iterdir())) == 3  # one artifact per set of rows
+    assert len(c.adj_val) < len(b.adj_val)
+    with pytest.raises(ConfigError, match="training rows"):
+        GCEGNN(GCEGNNConfig(graph_source="training"), BuildContext(num_items=6, max_len=5, original_train=original))
+    with pytest.raises(ConfigError, match="model.graph_source"):
+        from_dict(GCEGNNConfig, {"graph_source": "mined"}, "model.")
+
+
 def test_state_dict_holds_no_graph_and_zero_layers_is_plain_sasrec_input():
     model = make_model(layers=0)
     assert not any(k.startswith("adj") for k in model.state_dict())

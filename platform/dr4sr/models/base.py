@@ -22,6 +22,7 @@ class BuildContext:
     original_train: Sequence[np.ndarray] | None = None  # for graph-based backbones (GCE-GNN)
     store_root: str | None = None  # artifact store, for backbones that cache derived data
     dataset_fingerprint: str = ""
+    training_rows: Sequence[np.ndarray] | None = None  # the rows being trained on (regenerated data etc.)
 
 
 class Backbone(nn.Module):

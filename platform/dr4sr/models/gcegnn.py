@@ -1,6 +1,7 @@
 """"GCE-GNN" as the paper ran it: LightGCN propagation over an item-item transition graph + SASRec.
 
-Graph: in every original training sequence, item s[i] is linked to s[i+1], ..., s[i+window] with
+Graph: in every original training sequence (`graph_source: original`, the default; `training` builds
+it from the rows the model trains on, e.g. a regenerated dataset), item s[i] is linked to s[i+1], ..., s[i+window] with
 weights `graph_weights` (default 1 and 1/2); edges are symmetric and repeated transitions add up.
 Normalisation (D = weighted degree): "symmetric" = D^-1/2 A D^-1/2 (LightGCN, what the paper names).
 The authors' code differs (see REFERENCE_NOTES): self-loops added, binary degree, D^-1 A + A D^-1,
@@ -15,6 +16,7 @@ run has an artifact store.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import warnings
 from typing import Sequence
 
@@ -25,6 +27,7 @@ from dr4sr.models.base import Backbone, BuildContext, init_weights
 from dr4sr.models.sasrec import SASRecConfig, SASRecEncoder
 
 GRAPH_NORMS = ("symmetric", "authors")
+GRAPH_SOURCES = ("original", "training")
 
 
 @dataclasses.dataclass
@@ -34,6 +37,7 @@ class GCEGNNConfig(SASRecConfig):
     graph_weights: list[float] = dataclasses.field(default_factory=lambda: [1.0, 0.5])  # weight per distance
     graph_norm: str = "symmetric"
     graph_self_loops: bool = False
+    graph_source: str = "original"  # sequences the graph is built from: "original" or "training" rows
 
     def validate(self) -> None:
         from dr4sr.errors import ConfigError
@@ -50,6 +54,8 @@ class GCEGNNConfig(SASRecConfig):
             raise ConfigError(f"model.graph_weights must be positive, got {self.graph_weights}")
         if self.graph_norm not in GRAPH_NORMS:
             raise ConfigError(f"model.graph_norm must be one of {GRAPH_NORMS}, got {self.graph_norm!r}")
+        if self.graph_source not in GRAPH_SOURCES:
+            raise ConfigError(f"model.graph_source must be one of {GRAPH_SOURCES}, got {self.graph_source!r}")
 
 
 def transition_edges(sequences: Sequence[np.ndarray], num_items: int,
@@ -101,17 +107,28 @@ def normalize_edges(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, num_it
     return rows[order], cols[order], out[order].astype(np.float32)
 
 
+def rows_fingerprint(sequences: Sequence[np.ndarray]) -> str:
+    h = hashlib.sha256()
+    for s in sequences:
+        h.update(np.int64(len(s)).tobytes())
+        h.update(np.asarray(s, dtype=np.int64).tobytes())
+    return h.hexdigest()[:16]
+
+
 def build_graph(cfg: GCEGNNConfig, ctx: BuildContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Normalised graph from ctx.original_train; read from / written to the artifact store if any."""
+    """Normalised graph from the original training sequences or the training rows (cfg.graph_source);
+    read from / written to the artifact store if any, keyed by what it was built from."""
     from dr4sr.errors import ConfigError
 
-    if ctx.original_train is None:
-        raise ConfigError("backbone gcegnn needs the original training sequences (BuildContext.original_train)")
+    seqs = ctx.original_train if cfg.graph_source == "original" else ctx.training_rows
+    if seqs is None:
+        what = "original training sequences" if cfg.graph_source == "original" else "training rows"
+        raise ConfigError(f"backbone gcegnn with model.graph_source={cfg.graph_source} needs the {what}")
     graph_cfg = {"window": cfg.graph_window, "weights": list(cfg.graph_weights), "norm": cfg.graph_norm,
                  "self_loops": cfg.graph_self_loops, "num_items": ctx.num_items}
 
     def compute():
-        r, c, v = transition_edges(ctx.original_train, ctx.num_items, cfg.graph_weights)
+        r, c, v = transition_edges(seqs, ctx.num_items, cfg.graph_weights)
         return normalize_edges(r, c, v, ctx.num_items, cfg.graph_norm, cfg.graph_self_loops)
 
     if not ctx.store_root or not ctx.dataset_fingerprint:
@@ -120,6 +137,8 @@ def build_graph(cfg: GCEGNNConfig, ctx: BuildContext) -> tuple[np.ndarray, np.nd
 
     store = ArtifactStore(ctx.store_root)
     inputs = {"splits": ctx.dataset_fingerprint}
+    if cfg.graph_source == "training":
+        inputs["rows"] = rows_fingerprint(seqs)
     found = store.get("graph", artifact_id("graph", graph_cfg, inputs))
     if found is not None:
         data = np.load(found.path / "graph.npz")

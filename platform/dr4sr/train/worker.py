@@ -59,7 +59,7 @@ def run_worker(inp: TrainingInput, ctx: LoopContext) -> dict:
     np.random.seed(cfg.train.seed)
     build = BuildContext(num_items=inp.splits.num_items, max_len=inp.splits.max_len,
                          original_train=inp.splits.train, store_root=inp.store_root,
-                         dataset_fingerprint=inp.splits.fingerprint)
+                         dataset_fingerprint=inp.splits.fingerprint, training_rows=inp.sequences)
     model = spec.model_cls(model_cfg, build)
     batcher = TrainBatcher(inp.sequences, cfg.train.batch_size, model.training_mode, inp.splits.max_len,
                            inp.row_weights, cfg.train.seed, ctx.rank, ctx.world_size)
