@@ -34,12 +34,23 @@ class SequenceData:
         return int(sum(len(s) for s in self.sequences))
 
 
-def _fingerprint(users: np.ndarray, sequences: list[np.ndarray]) -> str:
-    h = hashlib.sha256()
-    h.update(np.asarray(users, dtype=np.int64).tobytes())
+def _hash_rows(h, sequences) -> None:
     for s in sequences:
         h.update(np.int64(len(s)).tobytes())
         h.update(np.asarray(s, dtype=np.int64).tobytes())
+
+
+def rows_fingerprint(sequences) -> str:
+    """Content hash of a list of item sequences (order and lengths included)."""
+    h = hashlib.sha256()
+    _hash_rows(h, sequences)
+    return h.hexdigest()[:16]
+
+
+def _fingerprint(users: np.ndarray, sequences: list[np.ndarray]) -> str:
+    h = hashlib.sha256()
+    h.update(np.asarray(users, dtype=np.int64).tobytes())
+    _hash_rows(h, sequences)
     return h.hexdigest()
 
 

@@ -16,7 +16,6 @@ run has an artifact store.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import warnings
 from typing import Sequence
 
@@ -107,14 +106,6 @@ def normalize_edges(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, num_it
     return rows[order], cols[order], out[order].astype(np.float32)
 
 
-def rows_fingerprint(sequences: Sequence[np.ndarray]) -> str:
-    h = hashlib.sha256()
-    for s in sequences:
-        h.update(np.int64(len(s)).tobytes())
-        h.update(np.asarray(s, dtype=np.int64).tobytes())
-    return h.hexdigest()[:16]
-
-
 def build_graph(cfg: GCEGNNConfig, ctx: BuildContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Normalised graph from the original training sequences or the training rows (cfg.graph_source);
     read from / written to the artifact store if any, keyed by what it was built from."""
@@ -138,6 +129,8 @@ def build_graph(cfg: GCEGNNConfig, ctx: BuildContext) -> tuple[np.ndarray, np.nd
     store = ArtifactStore(ctx.store_root)
     inputs = {"splits": ctx.dataset_fingerprint}
     if cfg.graph_source == "training":
+        from dr4sr.data.sequences import rows_fingerprint
+
         inputs["rows"] = rows_fingerprint(seqs)
     found = store.get("graph", artifact_id("graph", graph_cfg, inputs))
     if found is not None:
