@@ -84,6 +84,12 @@ def test_unknown_keys_are_config_errors():
         build_regen_config({"regen": {"kk": 3}})
     with pytest.raises(ConfigError, match="regenerate.gamma"):
         build_regen_config({"regenerate": {"gamma": 1.5}})
+    with pytest.raises(ConfigError, match="regenerate.restrict"):
+        build_regen_config({"regenerate": {"restrict": "sorted"}})
+    for bad in ({"span": 5}, {"restrict": "ordered", "span": 1}):  # span needs ordered; 1 leaves no pair
+        with pytest.raises(ConfigError, match="regenerate.span"):
+            build_regen_config({"regenerate": bad})
+    assert build_regen_config({"regenerate": {"restrict": "ordered", "span": 5}}).regenerate.span == 5
 
 
 @pytest.mark.slow

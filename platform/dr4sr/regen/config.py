@@ -107,8 +107,9 @@ class RegenerateConfig:
             raise ConfigError(f"regenerate.batch_size must be >= 1, got {self.batch_size}")
         if self.restrict not in ("source", "ordered"):
             raise ConfigError(f"regenerate.restrict must be 'source' or 'ordered', got {self.restrict!r}")
-        if self.span < 0 or (self.span and self.restrict != "ordered"):
-            raise ConfigError(f"regenerate.span must be >= 0 and needs regenerate.restrict=ordered, got {self.span}")
+        if self.span < 0 or self.span == 1 or (self.span and self.restrict != "ordered"):
+            raise ConfigError(f"regenerate.span must be 0 (no limit) or >= 2 and needs "
+                              f"regenerate.restrict=ordered, got {self.span}")
 
 
 @dataclasses.dataclass
