@@ -121,7 +121,8 @@ def test_batched_cached_decoder_equals_reference(gamma, restrict):
     m = _random_model()
     rng = np.random.default_rng(5)
     srcs = [rng.choice(np.arange(1, N + 1), size=int(rng.integers(1, 15)), replace=False) for _ in range(25)]
-    cfg = RegenerateConfig(gamma=gamma, max_length=8, seed=11, restrict=restrict, span=5 if restrict == "ordered" else 0)
+    span = 5 if restrict == "ordered" else 0
+    cfg = RegenerateConfig(gamma=gamma, max_length=8, seed=11, restrict=restrict, span=span)
     a = decode_batch(m, srcs, np.arange(25), cfg)
     b = decode_reference(m, srcs, np.arange(25), cfg)
     assert [[p.tolist() for p in r] for r in a] == [[p.tolist() for p in r] for r in b]

@@ -1,8 +1,9 @@
 """"GCE-GNN" as the paper ran it: LightGCN propagation over an item-item transition graph + SASRec.
 
-Graph: in every original training sequence (`graph_source: original`, the default; `training` builds
-it from the rows the model trains on, e.g. a regenerated dataset), item s[i] is linked to s[i+1], ..., s[i+window] with
-weights `graph_weights` (default 1 and 1/2); edges are symmetric and repeated transitions add up.
+Graph: in every original training sequence (`graph_source: original`, the default; `training`
+builds it from the rows the model trains on, e.g. a regenerated dataset), item s[i] is linked to
+s[i+1], ..., s[i+window] with weights `graph_weights` (default 1 and 1/2); edges are symmetric and
+repeated transitions add up.
 Normalisation (D = weighted degree): "symmetric" = D^-1/2 A D^-1/2 (LightGCN, what the paper names).
 The authors' code differs (see REFERENCE_NOTES): self-loops added, binary degree, D^-1 A + A D^-1,
 and 2 propagation steps; `graph_norm: authors` + `graph_self_loops: true` + `graph_layers: 2`
