@@ -49,11 +49,16 @@ def test_holdout_is_seeded_and_disjoint():
     assert len(t1) + len(v1) == len(data)
 
 
-def test_restricted_loss_is_lower_and_temperature_anneals():
+def _model_and_batch():
+    """An untrained small regenerator and the first batch of 30 planted sequences' pairs."""
     seqs, users, which = planted_data(30)
     torch.manual_seed(0)
     m = Regenerator(SMALL, NUM_ITEMS).eval()
-    batch = next(PairBatcher(planted_pairs(seqs, users, which), 64, m.bos, m.eos).epoch(0))
+    return m, next(PairBatcher(planted_pairs(seqs, users, which), 64, m.bos, m.eos).epoch(0)), which
+
+
+def test_restricted_loss_is_lower_and_temperature_anneals():
+    m, batch, which = _model_and_batch()
     restricted, n, _ = token_loss(m, m, batch, 1.0, True)
     full, n2, _ = token_loss(m, m, batch, 1.0, False)
     assert n == n2 == sum(len(PLANTED[p]) + 1 for w in which for p in w)
@@ -126,10 +131,7 @@ def test_candidate_softmax_equals_masked_full_softmax():
     """The restricted loss scores only each row's candidates; it must equal the masked full-vocab CE."""
     import torch.nn.functional as F
 
-    seqs, users, which = planted_data(30)
-    torch.manual_seed(0)
-    m = Regenerator(SMALL, NUM_ITEMS).eval()
-    batch = next(PairBatcher(planted_pairs(seqs, users, which), 64, m.bos, m.eos).epoch(0))
+    m, batch, _ = _model_and_batch()
     fast, _, _ = token_loss(m, m, batch, 1.0, True)
     sel = batch.dec_out > 0
     logits, _ = m(batch.src, batch.dec_in, batch.pattern, 1.0, sel)
