@@ -1,11 +1,14 @@
 """Compare runs: metric tables with relative gains and paired significance tests over users."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pyarrow.parquet as pq
+
+from dr4sr.errors import DR4SRError
 
 METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
 
@@ -15,9 +18,32 @@ def user_ndcg(ranks: np.ndarray, k: int = 20) -> np.ndarray:
     return np.where(ranks <= k, 1.0 / np.log2(ranks + 1.0), 0.0)
 
 
+def load_run(run_dir: str | Path) -> tuple[dict, np.ndarray, np.ndarray]:
+    """(metrics.json, users, ranks) of one finished run, with errors that name the missing file."""
+    run_dir = Path(run_dir)
+    metrics_path, ranks_path = run_dir / "metrics.json", run_dir / "user_metrics.parquet"
+    for path in (metrics_path, ranks_path):
+        if not path.is_file():
+            raise DR4SRError(f"{path}: not found (is {run_dir} a finished run directory?)")
+    try:
+        metrics = json.loads(metrics_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DR4SRError(f"{metrics_path}: not valid JSON ({exc})") from None
+    if "test" not in metrics:
+        raise DR4SRError(f"{metrics_path}: no 'test' metrics (the run did not finish)")
+    table = pq.read_table(ranks_path)
+    missing = {"user", "rank"} - set(table.column_names)
+    if missing:
+        raise DR4SRError(f"{ranks_path}: missing column(s) {sorted(missing)}")
+    users = table["user"].to_numpy()
+    order = np.argsort(users, kind="stable")
+    return metrics, users[order], table["rank"].to_numpy()[order]
+
+
 def load_ranks(run_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    t = pq.read_table(Path(run_dir) / "user_metrics.parquet").to_pandas().sort_values("user")
-    return t["user"].to_numpy(), t["rank"].to_numpy()
+    """(users, ranks) of a finished run, sorted by user."""
+    _, users, ranks = load_run(run_dir)
+    return users, ranks
 
 
 def paired_test(base_ranks: Sequence[np.ndarray], new_ranks: Sequence[np.ndarray], k: int = 20) -> dict:

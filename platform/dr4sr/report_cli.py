@@ -1,0 +1,78 @@
+"""`dr4sr report`: compare finished runs from anywhere (any backbone, variant or setting).
+
+    dr4sr report --baseline runs/a/backbone-seed0 runs/a/backbone-seed1 \
+        --run dr4sr=runs/b/dr4sr-seed0,runs/b/dr4sr-seed1 --run pattern=runs/c/pattern-seed0,runs/c/pattern-seed1
+
+Runs are paired by position (the i-th run of every group is the same seed), so each group lists as many
+runs as the baseline. Prints the test-metric table of seed means with relative gains, and for every
+group a paired test over users of per-user NDCG@20 (averaged over seeds). `dr4sr compare` does the same
+for the runs it trains itself; this is for runs trained separately (other stores, sessions, machines).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from dr4sr.errors import ConfigError, DR4SRError
+from dr4sr.report import load_run
+
+
+def parse_group(spec: str) -> tuple[str, list[str]]:
+    """'NAME=DIR1,DIR2' -> (NAME, [DIR1, DIR2]); a bare 'DIR1,DIR2' is named after its first folder."""
+    name, sep, dirs = spec.partition("=")
+    if not sep:
+        name, dirs = Path(spec.split(",")[0]).name, spec
+    paths = [d for d in dirs.split(",") if d]
+    if not name or not paths:
+        raise ConfigError(f"--run {spec!r}: expected NAME=DIR[,DIR...]")
+    return name, paths
+
+
+def build_report(baseline: list[str], groups: list[tuple[str, list[str]]], k: int = 20) -> dict:
+    from dr4sr.report import comparison_table, mean_metrics, paired_test
+
+    names = ["baseline"] + [n for n, _ in groups]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"run names must be distinct, got {names}")
+    loaded: dict[str, list] = {}
+    users_ref = None
+    for name, dirs in [("baseline", baseline)] + groups:
+        if len(dirs) != len(baseline):
+            raise ConfigError(f"--run {name}: {len(dirs)} run(s) but the baseline has {len(baseline)}; "
+                              "runs are paired by seed position")
+        loaded[name] = [load_run(d) for d in dirs]
+        for d, (_, users, _) in zip(dirs, loaded[name]):
+            if users_ref is None:
+                users_ref, ref_dir = users, d
+            elif len(users) != len(users_ref) or not np.array_equal(users, users_ref):
+                raise DR4SRError(f"{d}: its test users differ from {ref_dir}'s "
+                                 f"({len(users):,} vs {len(users_ref):,}); runs must share a dataset split")
+    means = {n: mean_metrics([m for m, _, _ in runs]) for n, runs in loaded.items()}
+    base_ranks = [r for _, _, r in loaded["baseline"]]
+    significance = {n: paired_test(base_ranks, [r for _, _, r in loaded[n]], k) for n, _ in groups}
+    return {"runs": {"baseline": baseline, **dict(groups)}, "test": means, "significance": significance,
+            "table": comparison_table(means, "baseline")}
+
+
+def cmd_report(args) -> int:
+    groups = [parse_group(s) for s in args.run]
+    report = build_report(args.baseline, groups)
+    print(report["table"])
+    for name, sig in report["significance"].items():
+        print(f"{name} vs baseline: per-user NDCG@20 diff {sig['mean_diff']:+.5f}, paired t-test "
+              f"p={sig['t_pvalue']:.3g}, Wilcoxon p={sig['wilcoxon_pvalue']:.3g} over {sig['users']:,} users")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("report", help="compare finished run directories: table, gains, paired tests")
+    p.add_argument("--baseline", nargs="+", required=True, metavar="DIR", help="baseline runs, one per seed")
+    p.add_argument("--run", action="append", required=True, metavar="NAME=DIR[,DIR...]",
+                   help="a group to compare, its runs in the baseline's seed order (repeatable)")
+    p.add_argument("--json", default=None, help="also write the report as JSON to this path")
+    p.set_defaults(func=cmd_report)
