@@ -6,7 +6,10 @@ For each `regenerate` artifact (its mine artifact and α are read from the manif
 the generated rows: the length histogram, the share holding an item outside the source (a
 generative step), the share that is an ordered gapped subsequence of the source within α positions
 (the shape of a mined pattern), the share of reversed rows (all items in the source, never in that
-order), and the share equal to a mined pattern; then the same per memory k.
+order), and the share equal to a mined pattern; then the same per memory k. Last, the generated
+tokens from outside their source (generative steps): how many distinct items, the share of the 10
+most frequent, and their median popularity rank in the training data (1 = most popular), which
+shows whether generative steps find plausible items or collapse onto a few arbitrary ones.
 """
 from __future__ import annotations
 
@@ -71,7 +74,21 @@ def report(art: Path, store: Path, train: dict[int, list[int]]) -> str:
            f"pretrain {manifest['inputs']['pretrain']}, alpha {alpha}",
            "lengths " + ", ".join(f"{k}: {v:,}" for k, v in sorted(lengths.items())), line("all", total)]
     out += [line(f"k={k}", by_k[k]) for k in sorted(by_k)]
+    out.append(generative_tokens(rows, train))
     return "\n".join(out)
+
+
+def generative_tokens(rows: list[dict], train: dict[int, list[int]]) -> str:
+    popularity = collections.Counter(x for seq in train.values() for x in seq)
+    rank = {item: i + 1 for i, (item, _) in enumerate(popularity.most_common())}
+    outside = collections.Counter(x for r in rows for x in r["sequence"] if x not in set(train[r["user"]]))
+    n = sum(outside.values())
+    if n == 0:
+        return "generative tokens: none"
+    top10 = sum(v for _, v in outside.most_common(10)) / n
+    median_rank = float(np.median([rank.get(x, len(rank) + 1) for x in outside.elements()]))
+    return (f"generative tokens {n:,}: {len(outside):,} distinct items, top-10 share {top10:.1%}, "
+            f"median popularity rank {median_rank:,.0f} of {len(rank):,}")
 
 
 def main() -> None:
