@@ -39,7 +39,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from dr4sr.report import comparison_table, load_ranks, mean_metrics, paired_test
+    from dr4sr.report import comparison_table, format_significance, load_ranks, mean_metrics, paired_test
 
     out = Path(args.out)
     runs: dict[str, list[dict]] = {v: [] for v in args.variants}
@@ -60,8 +60,7 @@ def cmd_compare(args) -> int:
     (out / "compare.md").write_text(table + "\n")
     print(f"\n{args.backbone} on {args.dataset}, test metrics (mean of seeds {args.seeds}):\n{table}")
     for v, sig in summary["significance"].items():
-        print(f"{v} vs {base}: per-user NDCG@20 diff {sig['mean_diff']:+.5f}, paired t-test p={sig['t_pvalue']:.3g}, "
-              f"Wilcoxon p={sig['wilcoxon_pvalue']:.3g} over {sig['users']:,} users")
+        print(format_significance(v, base, sig))
     return 0
 
 

@@ -60,6 +60,11 @@ def paired_test(base_ranks: Sequence[np.ndarray], new_ranks: Sequence[np.ndarray
     return out
 
 
+def format_significance(name: str, baseline: str, sig: dict) -> str:
+    return (f"{name} vs {baseline}: per-user NDCG@20 diff {sig['mean_diff']:+.5f}, paired t-test "
+            f"p={sig['t_pvalue']:.3g}, Wilcoxon p={sig['wilcoxon_pvalue']:.3g} over {sig['users']:,} users")
+
+
 def mean_metrics(runs: Sequence[dict], split: str = "test") -> dict[str, float]:
     return {m: float(np.mean([r[split][m] for r in runs])) for m in METRICS}
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from dr4sr.errors import ConfigError, DR4SRError
-from dr4sr.report import load_run
+from dr4sr.report import format_significance, load_run
 
 
 def parse_group(spec: str) -> tuple[str, list[str]]:
@@ -61,8 +61,7 @@ def cmd_report(args) -> int:
     report = build_report(args.baseline, groups)
     print(report["table"])
     for name, sig in report["significance"].items():
-        print(f"{name} vs baseline: per-user NDCG@20 diff {sig['mean_diff']:+.5f}, paired t-test "
-              f"p={sig['t_pvalue']:.3g}, Wilcoxon p={sig['wilcoxon_pvalue']:.3g} over {sig['users']:,} users")
+        print(format_significance(name, "baseline", sig))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
         print(f"wrote {args.json}")
