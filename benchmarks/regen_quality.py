@@ -81,7 +81,10 @@ def report(art: Path, store: Path, train: dict[int, list[int]]) -> str:
 def generative_tokens(rows: list[dict], train: dict[int, list[int]]) -> str:
     popularity = collections.Counter(x for seq in train.values() for x in seq)
     rank = {item: i + 1 for i, (item, _) in enumerate(popularity.most_common())}
-    outside = collections.Counter(x for r in rows for x in r["sequence"] if x not in set(train[r["user"]]))
+    outside = collections.Counter()
+    for r in rows:
+        source = set(train[r["user"]])
+        outside.update(x for x in r["sequence"] if x not in source)
     n = sum(outside.values())
     if n == 0:
         return "generative tokens: none"

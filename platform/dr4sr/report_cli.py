@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from dr4sr.errors import ConfigError, DR4SRError
-from dr4sr.report import format_significance, load_run
+from dr4sr.report import comparison_table, format_significance, load_run, mean_metrics, paired_test
 
 
 def parse_group(spec: str) -> tuple[str, list[str]]:
@@ -31,8 +31,6 @@ def parse_group(spec: str) -> tuple[str, list[str]]:
 
 
 def build_report(baseline: list[str], groups: list[tuple[str, list[str]]], k: int = 20) -> dict:
-    from dr4sr.report import comparison_table, mean_metrics, paired_test
-
     names = ["baseline"] + [n for n, _ in groups]
     if len(set(names)) != len(names):
         raise ConfigError(f"run names must be distinct, got {names}")
@@ -46,7 +44,7 @@ def build_report(baseline: list[str], groups: list[tuple[str, list[str]]], k: in
         for d, (_, users, _) in zip(dirs, loaded[name]):
             if users_ref is None:
                 users_ref, ref_dir = users, d
-            elif len(users) != len(users_ref) or not np.array_equal(users, users_ref):
+            elif not np.array_equal(users, users_ref):
                 raise DR4SRError(f"{d}: its test users differ from {ref_dir}'s "
                                  f"({len(users):,} vs {len(users_ref):,}); runs must share a dataset split")
     means = {n: mean_metrics([m for m, _, _ in runs]) for n, runs in loaded.items()}
