@@ -69,6 +69,11 @@ def test_report_pairs_seeds_and_checks_users(tmp_path, capsys):
     assert report["significance"]["new"]["mean_diff"] == pytest.approx(0.25)
     assert "| new | " in report["table"] and "(+33.3%)" in report["table"]
 
+    named = build_report([b0, b1], [("new", [n0, n1])], baseline_name="backbone")
+    assert "| backbone | 0.1000 |" in named["table"] and "(+33.3%)" in named["table"]
+    with pytest.raises(ConfigError, match="must be distinct"):
+        build_report([b0, b1], [("backbone", [n0, n1])], baseline_name="backbone")
+
     with pytest.raises(ConfigError, match="1 run\\(s\\) but the baseline has 2"):
         build_report([b0, b1], [("new", [n0])])
     other = write_run(tmp_path / "other", np.arange(49), np.full(49, 40), 0.02)

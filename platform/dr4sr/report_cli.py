@@ -30,13 +30,14 @@ def parse_group(spec: str) -> tuple[str, list[str]]:
     return name, paths
 
 
-def build_report(baseline: list[str], groups: list[tuple[str, list[str]]], k: int = 20) -> dict:
-    names = ["baseline"] + [n for n, _ in groups]
+def build_report(baseline: list[str], groups: list[tuple[str, list[str]]], k: int = 20,
+                 baseline_name: str = "baseline") -> dict:
+    names = [baseline_name] + [n for n, _ in groups]
     if len(set(names)) != len(names):
         raise ConfigError(f"run names must be distinct, got {names}")
     loaded: dict[str, list] = {}
     users_ref = None
-    for name, dirs in [("baseline", baseline)] + groups:
+    for name, dirs in [(baseline_name, baseline)] + groups:
         if len(dirs) != len(baseline):
             raise ConfigError(f"--run {name}: {len(dirs)} run(s) but the baseline has {len(baseline)}; "
                               "runs are paired by seed position")
@@ -48,10 +49,10 @@ def build_report(baseline: list[str], groups: list[tuple[str, list[str]]], k: in
                 raise DR4SRError(f"{d}: its test users differ from {ref_dir}'s "
                                  f"({len(users):,} vs {len(users_ref):,}); runs must share a dataset split")
     means = {n: mean_metrics([m for m, _, _ in runs]) for n, runs in loaded.items()}
-    base_ranks = [r for _, _, r in loaded["baseline"]]
+    base_ranks = [r for _, _, r in loaded[baseline_name]]
     significance = {n: paired_test(base_ranks, [r for _, _, r in loaded[n]], k) for n, _ in groups}
-    return {"runs": {"baseline": baseline, **dict(groups)}, "test": means, "significance": significance,
-            "table": comparison_table(means, "baseline")}
+    return {"runs": {baseline_name: baseline, **dict(groups)}, "test": means, "significance": significance,
+            "table": comparison_table(means, baseline_name)}
 
 
 def cmd_report(args) -> int:
