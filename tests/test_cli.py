@@ -14,11 +14,13 @@ def test_train_smoke_writes_metrics_and_user_ranks(tiny_dataset, tmp_path, capsy
     assert set(m["test"]) == {"recall@10", "recall@20", "ndcg@10", "ndcg@20"}
     assert m["epochs"] == 2 and m["config"]["train"]["batch_size"] == 32
     assert {"valid", "best_epoch", "seconds_per_epoch", "config"} <= set(m)
+    assert m["peak_rss_mb"] > 50 and "peak_gpu_mb" not in m  # a torch process on the CPU
     import pyarrow.parquet as pq
 
     t = pq.read_table(out / "user_metrics.parquet")
     assert t.column_names == ["user", "rank"] and t.num_rows == 60
-    assert "recall@10" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "recall@10" in printed and "peak RSS" in printed
 
 
 def test_data_stats(tiny_dataset, capsys):

@@ -120,5 +120,7 @@ def format_metrics(metrics: dict) -> str:
     for split in ("valid", "test"):
         rows.append(f"{split:6}" + " ".join(f"{metrics[split].get(k, float('nan')):10.4f}" for k in keys))
     rows.append(f"best epoch {metrics['best_epoch']} of {metrics['epochs']}, "
-                f"{metrics['seconds_per_epoch']:.2f} s/epoch train, {metrics['eval_seconds_per_epoch']:.2f} s/epoch eval")
+                f"{metrics['seconds_per_epoch']:.2f} s/epoch train, {metrics['eval_seconds_per_epoch']:.2f} s/epoch eval"
+                + (f", peak RSS {metrics['peak_rss_mb']:,.0f} MB" if "peak_rss_mb" in metrics else "")
+                + (f", peak GPU {metrics['peak_gpu_mb']:,.0f} MB" if "peak_gpu_mb" in metrics else ""))
     return "\n".join(rows)

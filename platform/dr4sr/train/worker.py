@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import resource
 import tempfile
 from pathlib import Path
 from typing import Sequence
@@ -50,6 +51,15 @@ def load_checkpoint(path: str | Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def peak_memory_mb(device: torch.device | None) -> dict:
+    """This process's peak resident memory (the whole run: data, model, evaluation), and on CUDA the
+    peak tensor memory, so a run's metrics say what machine it needs."""
+    out = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}  # Linux: KiB
+    if device is not None and device.type == "cuda":
+        out["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    return out
+
+
 def run_worker(inp: TrainingInput, ctx: LoopContext) -> dict:
     """Fit and test; returns the metrics dict and (on every rank) all users' test ranks."""
     cfg = inp.cfg
@@ -72,7 +82,7 @@ def run_worker(inp: TrainingInput, ctx: LoopContext) -> dict:
         "seconds_per_epoch": result.seconds_per_epoch, "eval_seconds_per_epoch": result.eval_seconds,
         "train_rows": batcher.num_rows, "train_targets": batcher.num_targets(),
         "skipped_rows": batcher.skipped_rows, "world_size": ctx.world_size,
-        "history": result.history,
+        **peak_memory_mb(ctx.device), "history": result.history,
     }
     return {"metrics": metrics, "ranks": ranks, "model_state": {k: v.cpu() for k, v in model.state_dict().items()}}
 
