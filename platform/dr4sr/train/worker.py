@@ -52,8 +52,8 @@ def load_checkpoint(path: str | Path) -> dict:
 
 
 def peak_memory_mb(device: torch.device | None) -> dict:
-    """This process's peak resident memory (the whole run: data, model, evaluation), and on CUDA the
-    peak tensor memory, so a run's metrics say what machine it needs."""
+    """This process's peak resident memory so far (data, model, evaluation; runs sharing a process, as in
+    `dr4sr compare`, report the highest yet), and on CUDA the peak tensor memory: what machine a run needs."""
     out = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}  # Linux: KiB
     if device is not None and device.type == "cuda":
         out["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
