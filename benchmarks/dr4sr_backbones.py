@@ -23,23 +23,22 @@ import sys
 import time
 from pathlib import Path
 
+from backbones_bench import PAPER  # a sibling script: this folder is sys.path[0] when the script runs
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "dr4sr_backbones.txt"
 
-# Paper Table 3, NDCG@20: (target model on the original data, with DR4SR, with DR4SR+).
-PAPER_N20 = {
-    "beauty": {"gru4rec": (0.0150, 0.0177, 0.0194), "sasrec": (0.0368, 0.0395, 0.0412),
-               "fmlp": (0.0394, 0.0421, 0.0449), "gcegnn": (0.0384, 0.0406, 0.0414),
-               "cl4srec": (0.0441, 0.0495, 0.0517)},
-    "sports": {"gru4rec": (0.0115, 0.0135, 0.0151), "sasrec": (0.0194, 0.0220, 0.0235),
-               "fmlp": (0.0217, 0.0230, 0.0253), "gcegnn": (0.0211, 0.0230, 0.0238),
-               "cl4srec": (0.0259, 0.0274, 0.0299)},
-    "toys": {"gru4rec": (0.0136, 0.0165, 0.0179), "sasrec": (0.0448, 0.0504, 0.0527),
-             "fmlp": (0.0447, 0.0486, 0.0524), "gcegnn": (0.0469, 0.0498, 0.0521),
-             "cl4srec": (0.0530, 0.0551, 0.0567)},
-    "yelp": {"gru4rec": (0.0143, 0.0156, 0.0164), "sasrec": (0.0193, 0.0202, 0.0211),
-             "fmlp": (0.0197, 0.0210, 0.0231), "gcegnn": (0.0166, 0.0175, 0.0184),
-             "cl4srec": (0.0212, 0.0229, 0.0241)},
+# Paper Table 3, NDCG@20 of each target model with DR4SR and with DR4SR+ (its backbone rows are
+# backbones_bench.PAPER).
+PAPER_DR4SR_N20 = {
+    "beauty": {"gru4rec": (0.0177, 0.0194), "sasrec": (0.0395, 0.0412), "fmlp": (0.0421, 0.0449),
+               "gcegnn": (0.0406, 0.0414), "cl4srec": (0.0495, 0.0517)},
+    "sports": {"gru4rec": (0.0135, 0.0151), "sasrec": (0.0220, 0.0235), "fmlp": (0.0230, 0.0253),
+               "gcegnn": (0.0230, 0.0238), "cl4srec": (0.0274, 0.0299)},
+    "toys": {"gru4rec": (0.0165, 0.0179), "sasrec": (0.0504, 0.0527), "fmlp": (0.0486, 0.0524),
+             "gcegnn": (0.0498, 0.0521), "cl4srec": (0.0551, 0.0567)},
+    "yelp": {"gru4rec": (0.0156, 0.0164), "sasrec": (0.0202, 0.0211), "fmlp": (0.0210, 0.0231),
+             "gcegnn": (0.0175, 0.0184), "cl4srec": (0.0229, 0.0241)},
 }
 
 
@@ -62,10 +61,10 @@ def run_command(args, backbone: str, variant: str, seed: int, run_dir: Path) -> 
 
 
 def paper_line(dataset: str, backbone: str) -> str:
-    row = PAPER_N20.get(dataset, {}).get(backbone)
-    if row is None:
+    row = PAPER_DR4SR_N20.get(dataset, {}).get(backbone)
+    if row is None or backbone not in PAPER.get(dataset, {}):
         return f"paper: no Table 3 row for {backbone} on {dataset}"
-    base, dr4sr, plus = row
+    base, (dr4sr, plus) = PAPER[dataset][backbone][3], row
     return (f"paper N@20: {backbone} {base:.4f} -> DR4SR {dr4sr:.4f} ({dr4sr / base - 1:+.1%}), "
             f"DR4SR+ {plus:.4f} ({plus / base - 1:+.1%})")
 

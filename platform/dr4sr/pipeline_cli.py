@@ -39,26 +39,24 @@ def cmd_run(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from dr4sr.report import comparison_table, format_significance, load_ranks, mean_metrics, paired_test
+    from dr4sr.report import format_significance
+    from dr4sr.report_cli import build_report
 
     out = Path(args.out)
-    runs: dict[str, list[dict]] = {v: [] for v in args.variants}
+    dirs: dict[str, list[str]] = {v: [] for v in args.variants}
     for variant in args.variants:
         for seed in args.seeds:
             run_dir = out / f"{variant}-seed{seed}"
             print(f"=== {variant}, seed {seed} -> {run_dir}", flush=True)
-            runs[variant].append(run_variant(_request(args, variant), run_dir, seed=seed))
-    table = comparison_table({v: mean_metrics(r) for v, r in runs.items()}, args.variants[0])
+            run_variant(_request(args, variant), run_dir, seed=seed)
+            dirs[variant].append(str(run_dir))
+    base, *others = args.variants
+    rep = build_report(dirs[base], [(v, dirs[v]) for v in others], baseline_name=base)
     summary = {"dataset": args.dataset, "backbone": args.backbone, "seeds": args.seeds,
-               "test": {v: mean_metrics(r) for v, r in runs.items()}, "significance": {}}
-    base = args.variants[0]
-    for v in args.variants[1:]:
-        summary["significance"][v] = paired_test(
-            [load_ranks(out / f"{base}-seed{s}")[1] for s in args.seeds],
-            [load_ranks(out / f"{v}-seed{s}")[1] for s in args.seeds])
+               "test": rep["test"], "significance": rep["significance"]}
     (out / "compare.json").write_text(json.dumps(summary, indent=2))
-    (out / "compare.md").write_text(table + "\n")
-    print(f"\n{args.backbone} on {args.dataset}, test metrics (mean of seeds {args.seeds}):\n{table}")
+    (out / "compare.md").write_text(rep["table"] + "\n")
+    print(f"\n{args.backbone} on {args.dataset}, test metrics (mean of seeds {args.seeds}):\n{rep['table']}")
     for v, sig in summary["significance"].items():
         print(format_significance(v, base, sig))
     return 0

@@ -40,12 +40,6 @@ def load_run(run_dir: str | Path) -> tuple[dict, np.ndarray, np.ndarray]:
     return metrics, users[order], table["rank"].to_numpy()[order]
 
 
-def load_ranks(run_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """(users, ranks) of a finished run, sorted by user."""
-    _, users, ranks = load_run(run_dir)
-    return users, ranks
-
-
 def paired_test(base_ranks: Sequence[np.ndarray], new_ranks: Sequence[np.ndarray], k: int = 20) -> dict:
     """Per-user NDCG@k averaged over seeds, then a paired t-test and a Wilcoxon signed-rank test."""
     from scipy import stats
