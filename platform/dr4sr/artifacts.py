@@ -2,8 +2,10 @@
 
 An artifact is a directory `<root>/<stage>/<id>/` with data files and `manifest.json`. Its id hashes
 (stage, config, input ids, format version), so a sweep that varies only a later stage's settings
-reuses earlier artifacts. Writes go to a temporary directory renamed into place when complete:
-a crash never leaves a half artifact that a later run would trust.
+reuses earlier artifacts. Writes go to a staging directory renamed into place when complete:
+a crash never leaves a half artifact that a later run would trust. One process at a time builds an
+id (a file lock per id); others wait and reuse it. The staging directory is the same for every build
+of an id, so a killed build is resumed (training keeps its checkpoints there) or cleared, never piled up.
 """
 from __future__ import annotations
 
@@ -13,16 +15,17 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
-import uuid
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from dr4sr import __version__
 
 FORMAT_VERSION = 1
 DEFAULT_ROOT_ENV = "DR4SR_ARTIFACTS"
+STAGING_PREFIX = ".staging-"
+LOCK_DIR = ".locks"
+Log = Callable[[str], None]
 
 
 def default_root() -> Path:
@@ -67,6 +70,10 @@ class ArtifactStore:
     def path(self, stage: str, aid: str) -> Path:
         return self.root / stage / aid
 
+    def staging_path(self, stage: str, aid: str) -> Path:
+        """Where the holder of `aid`'s lock builds it: stable per id, so a killed build can be resumed."""
+        return self.root / stage / f"{STAGING_PREFIX}{aid}"
+
     def get(self, stage: str, aid: str) -> Artifact | None:
         p = self.path(stage, aid)
         if (p / "manifest.json").exists():
@@ -74,37 +81,89 @@ class ArtifactStore:
         return None
 
     @contextlib.contextmanager
-    def create(self, stage: str, config: Any, inputs: dict[str, str] | None = None,
-               extra: dict | None = None) -> Iterator["ArtifactWriter"]:
-        """Yield a writer whose `dir` is a temp folder; on success it becomes the artifact."""
-        aid = artifact_id(stage, config, inputs)
-        final = self.path(stage, aid)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{aid}-", dir=final.parent))
-        writer = ArtifactWriter(stage, aid, tmp, dict(extra or {}))
-        started = time.time()
+    def claim(self, stage: str, aid: str, log: Log | None = None) -> Iterator[None]:
+        """Hold the per-artifact lock (an OS file lock: released even when the holder is SIGKILLed)."""
+        from filelock import FileLock, Timeout
+
+        locks = self.root / LOCK_DIR
+        locks.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(locks / f"{stage}-{aid}.lock"), thread_local=False)
         try:
-            yield writer
-            manifest = {
-                "stage": stage, "id": aid, "config": _canonical(config), "inputs": _canonical(inputs or {}),
-                "code_version": __version__, "format": FORMAT_VERSION,
-                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "seconds": round(time.time() - started, 3), **_canonical(writer.info),
-            }
-            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-            try:
-                os.rename(tmp, final)
-            except OSError:
-                # another process finished the same artifact first: identical content, keep theirs
-                if not (final / "manifest.json").exists():
-                    stale = final.with_name(f".stale-{aid}-{uuid.uuid4().hex[:8]}")
-                    os.rename(final, stale)
-                    os.rename(tmp, final)
-                    shutil.rmtree(stale, ignore_errors=True)
-            writer.artifact = Artifact(stage, aid, final)
+            lock.acquire(timeout=0)
+        except Timeout:
+            if log is not None:
+                log(f"waiting for {stage} {aid}: another process is computing it")
+            lock.acquire()
+        try:
+            yield
         finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+            lock.release()
+
+    @contextlib.contextmanager
+    def create(self, stage: str, config: Any, inputs: dict[str, str] | None = None,
+               extra: dict | None = None, resumable: bool = False, log: Log | None = None) -> Iterator["ArtifactWriter"]:
+        """Yield a writer whose `dir` is the artifact's staging folder; on success it becomes the artifact.
+
+        The caller holds the artifact's lock for the whole build. A `resumable` stage keeps what a killed
+        or interrupted build left in the staging folder (its checkpoints) for the next build of the same
+        id; any other stage starts from an empty folder and removes it on failure.
+        """
+        aid = artifact_id(stage, config, inputs)
+        with self.claim(stage, aid, log):
+            final, staging = self.path(stage, aid), self.staging_path(stage, aid)
+            writer = ArtifactWriter(stage, aid, staging, dict(extra or {}))
+            existing = self.get(stage, aid)
+            if existing is not None:  # finished by another process while we waited
+                writer.artifact, writer.reused = existing, True
+                yield writer
+                return
+            self._clear_leftovers(stage, aid)
+            if staging.exists() and not resumable:
+                shutil.rmtree(staging)
+            writer.resumed = staging.exists()
+            staging.mkdir(parents=True, exist_ok=True)
+            started = time.time()
+            ok = False
+            try:
+                yield writer
+                manifest = {
+                    "stage": stage, "id": aid, "config": _canonical(config), "inputs": _canonical(inputs or {}),
+                    "code_version": __version__, "format": FORMAT_VERSION,
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "seconds": round(time.time() - started, 3), **_canonical(writer.info),
+                }
+                self._commit(writer, manifest, final)
+                ok = True
+            finally:
+                if not ok and not resumable:
+                    shutil.rmtree(staging, ignore_errors=True)
+
+    def get_or_create(self, stage: str, config: Any, inputs: dict[str, str] | None,
+                      build: Callable[["ArtifactWriter"], None], resumable: bool = False,
+                      log: Log | None = None) -> Artifact:
+        """The artifact of (stage, config, inputs), built by `build(writer)` only if no process has it yet."""
+        found = self.get(stage, artifact_id(stage, config, inputs))
+        if found is not None:
+            return found
+        with self.create(stage, config, inputs, resumable=resumable, log=log) as w:
+            if not w.reused:
+                build(w)
+        return w.artifact
+
+    def _commit(self, writer: "ArtifactWriter", manifest: dict, final: Path) -> None:
+        """manifest.json last, then one rename: the artifact appears complete or not at all."""
+        tmp = writer.dir / ".manifest.json.tmp"
+        tmp.write_text(json.dumps(manifest, indent=2))
+        os.replace(tmp, writer.dir / "manifest.json")
+        if final.exists():  # a directory without a manifest is never trusted: an old crash's leftover
+            shutil.rmtree(final)
+        os.rename(writer.dir, final)
+        writer.artifact = Artifact(writer.stage, writer.id, final)
+
+    def _clear_leftovers(self, stage: str, aid: str) -> None:
+        """Remove temp folders of this id left by killed builds of older versions (`.tmp-<id>-*`)."""
+        for old in (self.root / stage).glob(f".tmp-{aid}-*"):
+            shutil.rmtree(old, ignore_errors=True)
 
 
 @dataclasses.dataclass
@@ -114,3 +173,5 @@ class ArtifactWriter:
     dir: Path
     info: dict
     artifact: Artifact | None = None
+    reused: bool = False  # another process finished it while this one waited for the lock
+    resumed: bool = False  # the staging folder held a killed build's files (resumable stages)

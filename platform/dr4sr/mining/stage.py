@@ -63,10 +63,12 @@ def run_mine_stage(splits, cfg: MineConfig | dict, store: ArtifactStore, workers
         raise ConfigError(f"mining: unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
     config = dataclasses.asdict(cfg)
     inputs = {"splits": splits.fingerprint}
-    existing = store.get(STAGE, artifact_id(STAGE, config, inputs))
-    if existing is not None:
-        return existing
+    return store.get_or_create(STAGE, config, inputs,
+                               lambda writer: _mine_into(writer, splits, cfg, workers, engine))
 
+
+def _mine_into(writer, splits, cfg: MineConfig, workers: int | None, engine: str) -> None:
+    config = dataclasses.asdict(cfg)
     t0 = time.perf_counter()
     patterns = mine(splits.train_full, cfg.alpha, cfg.beta, engine=engine,
                     max_pattern_len=cfg.max_pattern_len, workers=workers)
@@ -86,15 +88,13 @@ def run_mine_stage(splits, cfg: MineConfig | dict, store: ArtifactStore, workers
         "support": _support_summary(patterns.supports),
         "seconds": {"mine": round(t1 - t0, 3), "pair": round(t2 - t1, 3)},
     }
-    with store.create(STAGE, config, inputs) as writer:
-        write_patterns(writer.dir / "patterns.parquet", patterns)
-        pq.write_table(pa.table({"user": pa.array(pairs.user, pa.int64()),
-                                 "pattern_id": pa.array(pairs.pattern_id, pa.int64())}),
-                       writer.dir / "pairs.parquet")
-        (writer.dir / "stats.json").write_text(json.dumps(stats, indent=2))
-        writer.info.update({"rows": {"patterns": len(patterns), "pairs": len(pairs)},
-                            "engine": engine, "workers": int(workers or 0), "timings": stats["seconds"]})
-    return writer.artifact
+    write_patterns(writer.dir / "patterns.parquet", patterns)
+    pq.write_table(pa.table({"user": pa.array(pairs.user, pa.int64()),
+                             "pattern_id": pa.array(pairs.pattern_id, pa.int64())}),
+                   writer.dir / "pairs.parquet")
+    (writer.dir / "stats.json").write_text(json.dumps(stats, indent=2))
+    writer.info.update({"rows": {"patterns": len(patterns), "pairs": len(pairs)},
+                        "engine": engine, "workers": int(workers or 0), "timings": stats["seconds"]})
 
 
 def _support_summary(supports: np.ndarray) -> dict:

@@ -137,11 +137,13 @@ def build_graph(cfg: GCEGNNConfig, ctx: BuildContext) -> tuple[np.ndarray, np.nd
     if found is not None:
         data = np.load(found.path / "graph.npz")
         return data["rows"], data["cols"], data["values"]
-    r, c, v = compute()
-    with store.create("graph", graph_cfg, inputs) as w:
+    def build(w) -> None:
+        r, c, v = compute()
         np.savez(w.dir / "graph.npz", rows=r, cols=c, values=v)
         w.info.update({"rows": {"edges": int(len(v)), "items": ctx.num_items}})
-    return r, c, v
+
+    data = np.load(store.get_or_create("graph", graph_cfg, inputs, build).path / "graph.npz")
+    return data["rows"], data["cols"], data["values"]
 
 
 class _SymmetricSpMM(torch.autograd.Function):

@@ -20,6 +20,7 @@ from dr4sr.regen.config import PretrainConfig, RegeneratorConfig
 from dr4sr.regen.model import PAD, Regenerator, init_from_sasrec
 from dr4sr.regen.pairs import PairBatch, PairBatcher, PairData
 from dr4sr.train.loop import LoopContext, resolve_device, state_bytes
+from dr4sr.train.progress import EpochProgress
 from dr4sr.train.worker import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 
 
@@ -104,9 +105,13 @@ def pretrain_fit(inp: PretrainInput, ctx: LoopContext, log: Callable[[str], None
         opt.load_state_dict(st["optimizer"])
         start, best, best_epoch, bad = st["epoch"] + 1, st["best_loss"], st["best_epoch"], st["bad_epochs"]
         best_state, history, step = st["best_model"], st["history"], st["step"]
+        if ctx.rank == 0:
+            log(f"pre-training resumed from epoch {st['epoch']} (best valid loss {best:.4f} at epoch {best_epoch})")
     tau = temperature(cfg, step, total_steps)
     epoch = start - 1
     t_train = 0.0
+    progress = EpochProgress(cfg.max_epochs, len(train), enabled=ctx.rank == 0, patience=cfg.patience,
+                             start_epoch=start)
     for epoch in range(start, cfg.max_epochs):
         if bad >= cfg.patience:
             break
@@ -114,7 +119,7 @@ def pretrain_fit(inp: PretrainInput, ctx: LoopContext, log: Callable[[str], None
         net.train()
         t0 = time.perf_counter()
         total, count = 0.0, 0
-        for batch in train.epoch(epoch):
+        for batch in progress.batches(epoch, train.epoch(epoch)):
             tau = temperature(cfg, step, total_steps)
             batch = batch.to(ctx.device)
             loss_sum, n, pi = token_loss(model, net, batch, tau, cfg.restrict_to_source)
@@ -139,13 +144,14 @@ def pretrain_fit(inp: PretrainInput, ctx: LoopContext, log: Callable[[str], None
         record = {"epoch": epoch, "train_loss": train_loss, "valid_loss": val, "tau": tau,
                   "best_epoch": best_epoch, "seconds": time.perf_counter() - t0}
         history.append(record)
-        if ctx.rank == 0:
-            log(f"pretrain epoch {epoch}: train {train_loss:.4f} valid {val:.4f} tau {tau:.3f} "
-                f"({record['seconds']:.1f}s)")
+        progress.line(epoch, best_epoch, record["seconds"],
+                      f"pretrain epoch {epoch:3d} | train {train_loss:.4f} | valid {val:.4f} "
+                      f"(best {best:.4f} @ {best_epoch}) | tau {tau:.3f}")
         ctx.end_epoch(epoch, record, lambda: {
             "model": state_bytes(model), "optimizer": opt.state_dict(), "epoch": epoch, "best_loss": best,
             "best_epoch": best_epoch, "bad_epochs": bad, "best_model": best_state, "history": history,
             "step": step})
+    progress.close()
     model.load_state_dict(best_state)
     n_epochs = max(epoch + 1 - start, 1)
     metrics = {"best_epoch": best_epoch, "best_valid_loss": best, "epochs": epoch + 1,
@@ -155,12 +161,13 @@ def pretrain_fit(inp: PretrainInput, ctx: LoopContext, log: Callable[[str], None
     return {"model_state": {k: v.cpu() for k, v in model.state_dict().items()}, "metrics": metrics}
 
 
-def pretrain_local(inp: PretrainInput, resume: bool = False, log: Callable[[str], None] = print) -> dict:
+def pretrain_local(inp: PretrainInput, resume: bool = False, log: Callable[[str], None] = print,
+                   gpus: bool = False) -> dict:
     ckpt = inp.checkpoint_dir
     state = None
     if resume and ckpt and (Path(ckpt) / CHECKPOINT_NAME).exists():
         state = load_checkpoint(Path(ckpt) / CHECKPOINT_NAME)
-    ctx = LoopContext(resolve_device(inp.cfg.device),
+    ctx = LoopContext(resolve_device("cuda" if gpus else inp.cfg.device),
                       checkpoint_fn=(lambda e, rec, st: save_checkpoint(ckpt, st)) if ckpt else None,
                       resume_state=state)
     return pretrain_fit(inp, ctx, log)

@@ -7,6 +7,7 @@ cluster has GPUs) and decodes whole batches with `decode_batch`. Coin flips depe
 """
 from __future__ import annotations
 
+import time
 from typing import Sequence
 
 import numpy as np
@@ -17,6 +18,9 @@ from dr4sr.regen.config import RegenerateConfig, RegeneratorConfig
 from dr4sr.regen.decode import decode_batch
 from dr4sr.regen.pretrain import load_regenerator
 from dr4sr.train.loop import resolve_device
+from dr4sr.train.progress import fmt_seconds
+
+PROGRESS_SECONDS = 30.0
 
 
 def rows_table(users: np.ndarray, patterns: list[list[np.ndarray]]) -> pa.Table:
@@ -47,14 +51,16 @@ def by_length(sources: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def regenerate_local(model, sources: Sequence[np.ndarray], users: np.ndarray, cfg: RegenerateConfig,
-                     device: torch.device | str = "cpu") -> pa.Table:
+                     device: torch.device | str = "cpu", log=None) -> pa.Table:
     users = np.asarray(users, dtype=np.int64)
     order = by_length(sources)
     patterns: list = [None] * len(sources)
+    progress = DecodeProgress(len(sources), log)
     for lo in range(0, len(sources), cfg.batch_size):
         idx = order[lo:lo + cfg.batch_size]
         for i, row in zip(idx, decode_batch(model, [sources[i] for i in idx], users[idx], cfg, device)):
             patterns[i] = row
+        progress.update(lo + len(idx))
     return rows_table(users, patterns) if len(sources) else rows_table(users[:0], [])
 
 
@@ -117,12 +123,30 @@ def sort_rows(table: pa.Table, users: np.ndarray) -> pa.Table:
     return table.take(pa.array(idx))
 
 
+class DecodeProgress:
+    """A line every PROGRESS_SECONDS: sequences done, rate, ETA (sources are sorted by length, so the
+    rate falls as batches get longer; the ETA is optimistic early on)."""
+
+    def __init__(self, total: int, log=None):
+        self.total, self.log = total, log
+        self.started = self.last = time.perf_counter()
+
+    def update(self, done: int) -> None:
+        now = time.perf_counter()
+        if self.log is None or now - self.last < PROGRESS_SECONDS or done >= self.total:
+            return
+        self.last = now
+        rate = done / max(now - self.started, 1e-9)
+        self.log(f"regenerate: {done:,}/{self.total:,} sequences ({done / self.total:.0%}), {rate:,.0f}/s, "
+                 f"ETA ~{fmt_seconds((self.total - done) / max(rate, 1e-9))}")
+
+
 def regenerate(state: dict, model_cfg: RegeneratorConfig, num_items: int, sources: Sequence[np.ndarray],
                users: np.ndarray, cfg: RegenerateConfig, workers: int = 0,
-               use_ray: bool | None = None) -> pa.Table:
+               use_ray: bool | None = None, log=None) -> pa.Table:
     """Rows (user, k, sequence) for every source and memory; Ray Data when `use_ray` (default: workers > 1)."""
     if use_ray if use_ray is not None else workers > 1:
         return regenerate_ray(state, model_cfg, num_items, sources, users, cfg, max(workers, 1))
     device = resolve_device(cfg.device)
     model = load_regenerator(state, model_cfg, num_items).to(device)
-    return regenerate_local(model, list(sources), users, cfg, device)
+    return regenerate_local(model, list(sources), users, cfg, device, log)

@@ -8,6 +8,7 @@ source (k = -1 for non-generated rows). `training_sequences` assembles a composi
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Callable
@@ -26,6 +27,7 @@ from dr4sr.regen.config import RegenPipelineConfig
 from dr4sr.regen.pairs import PairData, build_pair_data
 from dr4sr.regen.pretrain import PretrainInput, pretrain_local, pretrain_ray
 from dr4sr.regen.regenerate import list_column, regenerate
+from dr4sr.train.worker import CHECKPOINT_NAME, CheckpointError, load_checkpoint
 
 COMPOSITIONS = ("regenerated", "regenerated+mined", "regenerated+mined+original", "original")
 Log = Callable[[str], None]
@@ -85,25 +87,38 @@ def pretrain_stage(splits: Splits, cfg: RegenPipelineConfig, store: ArtifactStor
     if len(data) < 2:
         raise DR4SRError(f"mine artifact {mine.path} has {len(data)} pairs; pre-training needs at least 2")
     train, valid = data.split(cfg.pretrain.valid_fraction, cfg.pretrain.seed)
-    init_state = torch.load(init.path / "model.pt", map_location="cpu", weights_only=True) if init else None
-    started = time.time()
-    with store.create("pretrain", key, inputs) as w:
+    init_state = load_checkpoint(init.path / "model.pt") if init else None
+
+    def build(w) -> None:
+        # the staging folder belongs to this id: its checkpoint is a killed run of this very config
+        started = time.time()
+        ckpt = w.dir / "checkpoints"
+        resume_state = None
+        if (ckpt / CHECKPOINT_NAME).exists():
+            try:
+                resume_state = load_checkpoint(ckpt / CHECKPOINT_NAME)
+            except CheckpointError as exc:
+                log(f"discarding the unreadable checkpoint of a killed run ({exc})")
+                shutil.rmtree(ckpt)
         inp = PretrainInput(cfg.regen, cfg.pretrain, splits.num_items, train, valid, init_state,
-                            str((w.dir / "checkpoints").resolve()))
+                            str(ckpt.resolve()))
         log(f"pre-training the regenerator on {len(train):,} pairs ({len(valid):,} held out), "
-            f"{'Ray Train x' + str(workers) if workers > 1 or gpus else 'local'}")
-        if workers > 1 or gpus:
-            out = pretrain_ray(inp, workers, gpus, str((w.dir / "ray").resolve()))
+            f"{'Ray Train x' + str(workers) if workers > 1 else 'local'}")
+        if workers > 1:
+            out = pretrain_ray(inp, workers, gpus, str((w.dir / "ray").resolve()), resume_state)
         else:
-            out = pretrain_local(inp, log=log)
+            out = pretrain_local(inp, resume=resume_state is not None, log=log, gpus=gpus)
         metrics = {**out["metrics"], "num_items": splits.num_items, "wall_seconds": time.time() - started,
                    "workers": workers}
+        for scratch in ("checkpoints", "ray"):
+            shutil.rmtree(w.dir / scratch, ignore_errors=True)
         with open(w.dir / "model.pt", "wb") as f:
             torch.save(out["model_state"], f)
         (w.dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
         w.info.update({"best_valid_loss": metrics["best_valid_loss"], "epochs": metrics["epochs"],
                        "rows": {"train_pairs": len(train), "valid_pairs": len(valid)}})
-    return w.artifact
+
+    return store.get_or_create("pretrain", key, inputs, build, resumable=True, log=log)
 
 
 # ---- regenerate ---------------------------------------------------------------------------------
@@ -176,24 +191,27 @@ def regenerate_stage(splits: Splits, cfg: RegenPipelineConfig, store: ArtifactSt
     if found is not None:
         log(f"reusing regenerated dataset {found.path}")
         return found
-    state = torch.load(pretrain.path / "model.pt", map_location="cpu", weights_only=True)
-    model_cfg = cfg.regen
-    t0 = time.time()
-    generated = regenerate(state, model_cfg, splits.num_items, splits.train, splits.users, cfg.regenerate, workers)
-    seconds = time.time() - t0
-    log(f"regenerated {len(splits.train):,} sequences x K={model_cfg.k} in {seconds:.1f}s "
-        f"({len(splits.train) / max(seconds, 1e-9):.0f} sequences/s)")
-    table = build_dataset(splits, mine.path, generated)
-    stats = {"decode_seconds": seconds, "workers": workers, "generated_rows_before_dedupe": generated.num_rows,
-             "rows": {s: int(np.sum(table.column("source").to_numpy(zero_copy_only=False) == s))
-                      for s in ("original", "mined", "generated")}}
-    for comp in COMPOSITIONS:
-        stats[comp] = sequence_stats(composition_sequences(table, comp), num_items=splits.num_items)
-    with store.create("regenerate", key, inputs) as w:
+
+    def build(w) -> None:
+        state = load_checkpoint(pretrain.path / "model.pt")
+        model_cfg = cfg.regen
+        t0 = time.time()
+        generated = regenerate(state, model_cfg, splits.num_items, splits.train, splits.users, cfg.regenerate,
+                               workers, log=log)
+        seconds = time.time() - t0
+        log(f"regenerated {len(splits.train):,} sequences x K={model_cfg.k} in {seconds:.1f}s "
+            f"({len(splits.train) / max(seconds, 1e-9):.0f} sequences/s)")
+        table = build_dataset(splits, mine.path, generated)
+        stats = {"decode_seconds": seconds, "workers": workers, "generated_rows_before_dedupe": generated.num_rows,
+                 "rows": {s: int(np.sum(table.column("source").to_numpy(zero_copy_only=False) == s))
+                          for s in ("original", "mined", "generated")}}
+        for comp in COMPOSITIONS:
+            stats[comp] = sequence_stats(composition_sequences(table, comp), num_items=splits.num_items)
         pq.write_table(table, w.dir / "dataset.parquet")
         (w.dir / "stats.json").write_text(json.dumps(stats, indent=2))
         w.info.update({"rows": stats["rows"], "decode_seconds": round(seconds, 3)})
-    return w.artifact
+
+    return store.get_or_create("regenerate", key, inputs, build, log=log)
 
 
 # ---- the whole chain ----------------------------------------------------------------------------

@@ -33,6 +33,7 @@ class LoopContext:
         self.device = device or torch.device("cpu")
         self._checkpoint_fn = checkpoint_fn
         self.resume_state = resume_state
+        self.checkpoint_meta: dict = {}  # what run wrote a checkpoint: checked before resuming from it
 
     def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
         return model
@@ -45,7 +46,7 @@ class LoopContext:
 
     def end_epoch(self, epoch: int, metrics: dict, state_fn: Callable[[], dict]) -> None:
         if self._checkpoint_fn is not None:
-            self._checkpoint_fn(epoch, metrics, state_fn())
+            self._checkpoint_fn(epoch, metrics, {**state_fn(), **self.checkpoint_meta})
 
 
 @dataclasses.dataclass
@@ -93,8 +94,12 @@ def fit(model: Backbone, batcher: TrainBatcher, splits: Splits, cfg: TrainConfig
         opt.load_state_dict(st["optimizer"])
         start_epoch, best_score, best_epoch, bad = st["epoch"] + 1, st["best_score"], st["best_epoch"], st["bad_epochs"]
         best_state, history = st["best_model"], st["history"]
-        log(f"resumed from epoch {st['epoch']} (best {cfg.valid_metric} {best_score:.4f} at epoch {best_epoch})")
-    progress = EpochProgress(cfg.max_epochs, len(batcher), enabled=ctx.rank == 0 and ctx.show_progress)
+        if len(st.get("rng", ())) == ctx.world_size:  # dropout masks continue as in an uninterrupted run
+            torch.set_rng_state(torch.as_tensor(st["rng"][ctx.rank]))
+        if ctx.rank == 0:
+            log(f"resumed from epoch {st['epoch']} (best {cfg.valid_metric} {best_score:.4f} at epoch {best_epoch})")
+    progress = EpochProgress(cfg.max_epochs, len(batcher), enabled=ctx.rank == 0 and ctx.show_progress,
+                             patience=cfg.patience, start_epoch=start_epoch)
     train_time = eval_time = 0.0
     epoch = start_epoch - 1
     for epoch in range(start_epoch if bad < cfg.patience else cfg.max_epochs, cfg.max_epochs):
@@ -132,9 +137,11 @@ def fit(model: Backbone, batcher: TrainBatcher, splits: Splits, cfg: TrainConfig
                   "best_epoch": best_epoch, "seconds": time.perf_counter() - t0}
         history.append(record)
         progress.end_epoch(record, cfg.valid_metric, best_score)
+        rng = ctx.gather(torch.get_rng_state().numpy())  # every rank's, for an exact resume
         ctx.end_epoch(epoch, record, lambda: {
             "model": state_bytes(model), "optimizer": opt.state_dict(), "epoch": epoch, "best_score": best_score,
-            "best_epoch": best_epoch, "bad_epochs": bad, "best_model": best_state, "history": history})
+            "best_epoch": best_epoch, "bad_epochs": bad, "best_model": best_state, "history": history,
+            "rng": [torch.from_numpy(r) for r in rng]})
         if bad >= cfg.patience:
             break
     progress.close()

@@ -56,7 +56,7 @@ class RayTrainContext(LoopContext):
         if self.rank != 0:
             ray.train.report(report)
             return
-        state = state_fn()
+        state = {**state_fn(), **self.checkpoint_meta}
         if self.checkpoint_dir:
             save_checkpoint(self.checkpoint_dir, state)
         with tempfile.TemporaryDirectory() as tmp:

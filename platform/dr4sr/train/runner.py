@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import torch
 
 from dr4sr.artifacts import Artifact, ArtifactStore, artifact_id
 from dr4sr.config import deep_merge, from_dict, to_dict
@@ -16,7 +17,8 @@ from dr4sr.errors import DR4SRError
 from dr4sr.models.registry import get_backbone
 from dr4sr.train.config import RunConfig
 from dr4sr.train.loop import LoopContext, resolve_device
-from dr4sr.train.worker import CHECKPOINT_NAME, TrainingInput, load_checkpoint, run_worker, save_checkpoint, write_outputs
+from dr4sr.train.worker import (CHECKPOINT_NAME, CheckpointError, TrainingInput, check_resume_state, load_checkpoint,
+                                run_identity, run_worker, save_checkpoint, write_outputs)
 
 SMOKE_OVERRIDES = {"train": {"max_epochs": 2, "patience": 2}}
 
@@ -67,18 +69,23 @@ def train_stage(cfg: RunConfig, out_dir: str | Path, splits: Splits | None = Non
     ckpt_dir = out / "checkpoints"
     resume_state = None
     if resume and (ckpt_dir / CHECKPOINT_NAME).exists():
-        resume_state = load_checkpoint(ckpt_dir / CHECKPOINT_NAME)
+        path = ckpt_dir / CHECKPOINT_NAME
+        resume_state = check_resume_state(load_checkpoint(path), path, run_identity(cfg, splits.num_items))
     elif resume:
         log(f"no checkpoint in {ckpt_dir}; starting from scratch")
     inp = TrainingInput(cfg, splits, sequences, row_weights, store_root, str(ckpt_dir.resolve()))
     started = time.time()
-    if workers > 1 or gpus:
+    if gpus and not torch.cuda.is_available():
+        raise DR4SRError("--gpus: no CUDA device is visible to this process")
+    if use_ray_train(workers):
         from dr4sr.train.ray_train import run_ray_train
 
+        if not resume:  # Ray Train resumes any run it finds under (storage, name): start clean
+            shutil.rmtree(out / "ray", ignore_errors=True)
         storage = str((out / "ray").resolve())
         result = run_ray_train(inp, workers, gpus, storage, name=f"train-{cfg.backbone}", resume_state=resume_state)
-    else:
-        ctx = LoopContext(resolve_device(cfg.train.device),
+    else:  # one worker: the plain loop in this process, on the GPU with --gpus; Ray never starts
+        ctx = LoopContext(resolve_device("cuda" if gpus else cfg.train.device),
                           checkpoint_fn=lambda epoch, rec, state: save_checkpoint(ckpt_dir, state),
                           resume_state=resume_state)
         result = run_worker(inp, ctx)
@@ -105,12 +112,27 @@ def cached_train(store: ArtifactStore, cfg: RunConfig, splits: Splits, sequences
     if found is not None:
         log(f"reusing trained {cfg.backbone} {found.path}")
         return found
-    with store.create("train", train_key(cfg), inputs) as w:
-        metrics = train_stage(cfg, w.dir, splits, sequences, workers=workers, gpus=gpus,
-                              store_root=str(store.root), log=log)
-        shutil.rmtree(w.dir / "checkpoints", ignore_errors=True)  # the artifact keeps only the best weights
+
+    def build(w) -> None:
+        # the staging folder is this id's: a checkpoint there is a killed run of this very config
+        try:
+            metrics = train_stage(cfg, w.dir, splits, sequences, workers=workers, gpus=gpus, resume=True,
+                                  store_root=str(store.root), log=log)
+        except CheckpointError as exc:
+            log(f"discarding the unreadable checkpoint of a killed run ({exc}); training from scratch")
+            shutil.rmtree(w.dir / "checkpoints", ignore_errors=True)
+            metrics = train_stage(cfg, w.dir, splits, sequences, workers=workers, gpus=gpus,
+                                  store_root=str(store.root), log=log)
+        for scratch in ("checkpoints", "ray"):  # the artifact keeps only the best weights
+            shutil.rmtree(w.dir / scratch, ignore_errors=True)
         w.info["test"] = metrics["test"]
-    return w.artifact
+
+    return store.get_or_create("train", train_key(cfg), inputs, build, resumable=True, log=log)
+
+
+def use_ray_train(workers: int) -> bool:
+    """Ray Train only for DDP (more than one worker); one worker is the plain loop, with or without GPU."""
+    return workers > 1
 
 
 def format_metrics(metrics: dict) -> str:

@@ -16,12 +16,17 @@ import torch
 from dr4sr.config import from_dict
 from dr4sr.data.batching import TrainBatcher
 from dr4sr.data.splits import Splits
+from dr4sr.errors import DR4SRError
 from dr4sr.models.base import BuildContext
 from dr4sr.models.registry import get_backbone
 from dr4sr.train.config import RunConfig
 from dr4sr.train.loop import LoopContext, fit, test_ranks
 
 CHECKPOINT_NAME = "last.pt"
+
+
+class CheckpointError(DR4SRError):
+    """A checkpoint that cannot be loaded or belongs to another run."""
 
 
 @dataclasses.dataclass
@@ -48,7 +53,41 @@ def save_checkpoint(directory: str | Path, state: dict) -> Path:
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """A .pt file, tensors and plain containers only (weights_only): a tampered pickle cannot run code."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such checkpoint") from None
+    except Exception as exc:  # truncated zip, foreign pickle, not a torch file at all
+        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated, tampered or not a torch "
+                              f"file): {reason}") from None
+
+
+def run_identity(cfg: RunConfig, num_items: int) -> dict:
+    """What a training checkpoint must match to be resumed: the model and its vocabulary."""
+    return {"backbone": cfg.backbone, "model": dict(cfg.model), "num_items": int(num_items)}
+
+
+def check_resume_state(state: object, path: str | Path, expected: dict) -> dict:
+    """The checkpoint's own record of its run must match this run's; one line says what differs."""
+    needed = {"model", "optimizer", "epoch", "best_model", "history"}
+    if not isinstance(state, dict) or not needed <= set(state):
+        raise CheckpointError(f"{path}: not a dr4sr training checkpoint (expected keys {sorted(needed)})")
+    run = state.get("run")
+    if not isinstance(run, dict):
+        raise CheckpointError(f"{path}: the checkpoint does not record which model wrote it; cannot resume")
+    if run.get("backbone") != expected["backbone"]:
+        raise CheckpointError(f"{path}: checkpoint of a {run.get('backbone')} model, this run trains "
+                              f"{expected['backbone']}")
+    for key in sorted(set(run.get("model", {})) | set(expected["model"])):
+        if run.get("model", {}).get(key) != expected["model"].get(key):
+            raise CheckpointError(f"{path}: checkpoint has model.{key}={run.get('model', {}).get(key)!r}, "
+                                  f"this run model.{key}={expected['model'].get(key)!r}")
+    if run.get("num_items") != expected["num_items"]:
+        raise CheckpointError(f"{path}: checkpoint was trained on {run.get('num_items')} items, this "
+                              f"dataset has {expected['num_items']}")
+    return state
 
 
 def peak_memory_mb(device: torch.device | None) -> dict:
@@ -65,6 +104,7 @@ def run_worker(inp: TrainingInput, ctx: LoopContext) -> dict:
     cfg = inp.cfg
     spec = get_backbone(cfg.backbone)
     model_cfg = from_dict(spec.config_cls, cfg.model, "model.")
+    ctx.checkpoint_meta = {"run": run_identity(cfg, inp.splits.num_items)}
     torch.manual_seed(cfg.train.seed)
     np.random.seed(cfg.train.seed)
     build = BuildContext(num_items=inp.splits.num_items, max_len=inp.splits.max_len,
