@@ -7,9 +7,10 @@ from dr4sr.cli import main
 
 
 def test_train_smoke_writes_metrics_and_user_ranks(tiny_dataset, tmp_path, capsys):
-    out = tmp_path / "run"
-    assert main(["train", "--dataset", str(tiny_dataset), "--backbone", "sasrec", "--out", str(out),
+    assert main(["train", "--dataset", str(tiny_dataset), "--backbone", "sasrec", "--out", str(tmp_path / "run"),
                  "--smoke-test", "--set", "train.batch_size=32"]) == 0
+    out = tmp_path / "run-smoke"  # smoke numbers never land where a real run's do
+    assert not (tmp_path / "run").exists()
     m = json.loads((out / "metrics.json").read_text())
     assert set(m["test"]) == {"recall@10", "recall@20", "ndcg@10", "ndcg@20"}
     assert m["epochs"] == 2 and m["config"]["train"]["batch_size"] == 32
@@ -21,6 +22,9 @@ def test_train_smoke_writes_metrics_and_user_ranks(tiny_dataset, tmp_path, capsy
     assert t.column_names == ["user", "rank"] and t.num_rows == 60
     printed = capsys.readouterr().out
     assert "recall@10" in printed and "peak RSS" in printed
+    assert printed.startswith("smoke test (2 epochs): not a result\n")
+    assert m["smoke_test"] == "smoke test (2 epochs): not a result"
+    assert printed.rstrip().endswith(f"{out}/model.pt")  # the command ends with the paths it wrote
 
 
 def test_data_stats(tiny_dataset, capsys):
@@ -42,7 +46,7 @@ def test_malformed_data_names_file_and_line_and_writes_nothing(tmp_path, capsys,
     assert main(["train", "--dataset", str(bad), "--out", str(out), "--smoke-test"]) == 2
     err = capsys.readouterr().err
     assert f"{bad}{needle}" in err and "Traceback" not in err
-    assert not out.exists()
+    assert not out.exists() and not (tmp_path / "out-smoke").exists()
 
 
 def test_unknown_backbone_and_key_and_dataset(tiny_dataset, tmp_path, capsys):

@@ -10,15 +10,23 @@ from dr4sr.pipeline import RunRequest, run_variant
 
 @pytest.mark.slow
 def test_compare_backbone_pattern_dr4sr_smoke(tiny_dataset, tmp_path, capsys):
-    out, store = tmp_path / "cmp", tmp_path / "store"
-    assert main(["compare", "--dataset", str(tiny_dataset), "--out", str(out), "--store", str(store),
+    store = tmp_path / "store"
+    assert main(["compare", "--dataset", str(tiny_dataset), "--out", str(tmp_path / "cmp"), "--store", str(store),
                  "--smoke-test", "--variants", "backbone", "pattern", "dr4sr",
                  "--set", "regen.k=2"]) == 0
+    out = tmp_path / "cmp-smoke"
     summary = json.loads((out / "compare.json").read_text())
     assert set(summary["test"]) == {"backbone", "pattern", "dr4sr"}
     assert set(summary["significance"]) == {"pattern", "dr4sr"}
     printed = capsys.readouterr().out
     assert "| backbone |" in printed and "| dr4sr |" in printed
+    label = "smoke test (2 epochs): not a result"
+    assert (out / "compare.md").read_text().splitlines()[0] == label and summary["note"] == label
+    assert f"\n{label}\n| " in printed
+    # the plan comes first: 6 distinct stages (the backbone run is also the regenerator's init), none cached
+    assert "plan: compare backbone vs pattern vs dr4sr" in printed and "6 stage(s), 0 cached" in printed
+    assert printed.count("] pretrain regenerator: done in ") == 1
+    assert printed.rstrip().splitlines()[-1].startswith(f"wrote {out}/compare.md, {out}/compare.json")
     dr = json.loads((out / "dr4sr-seed0" / "metrics.json").read_text())
     assert dr["variant"] == "dr4sr" and dr["training_data"] == "regenerated+mined+original"
     assert dr["train_rows"] > 60  # original rows plus mined and regenerated ones
@@ -27,7 +35,8 @@ def test_compare_backbone_pattern_dr4sr_smoke(tiny_dataset, tmp_path, capsys):
     # rerunning reuses every artifact: no new training
     assert main(["run", "--dataset", str(tiny_dataset), "--out", str(tmp_path / "again"), "--store", str(store),
                  "--smoke-test", "--variant", "dr4sr", "--set", "regen.k=2"]) == 0
-    again = json.loads((tmp_path / "again" / "metrics.json").read_text())
+    again = json.loads((tmp_path / "again-smoke" / "metrics.json").read_text())
+    assert "5 stage(s), 5 cached" in capsys.readouterr().out
     assert again["test"] == dr["test"] and again["train_artifact"] == dr["train_artifact"]
 
 

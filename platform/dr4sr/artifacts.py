@@ -66,6 +66,7 @@ class Artifact:
 class ArtifactStore:
     def __init__(self, root: str | Path | None = None):
         self.root = Path(root).expanduser() if root is not None else default_root()
+        self.observer: Callable[[str, str, str], None] | None = None  # (event, stage, id): progress display
 
     def path(self, stage: str, aid: str) -> Path:
         return self.root / stage / aid
@@ -145,10 +146,17 @@ class ArtifactStore:
         found = self.get(stage, artifact_id(stage, config, inputs))
         if found is not None:
             return found
+        aid = artifact_id(stage, config, inputs)
         with self.create(stage, config, inputs, resumable=resumable, log=log) as w:
             if not w.reused:
+                self._notify("start", stage, aid)
                 build(w)
+        self._notify("waited" if w.reused else "done", stage, aid)
         return w.artifact
+
+    def _notify(self, event: str, stage: str, aid: str) -> None:
+        if self.observer is not None:
+            self.observer(event, stage, aid)
 
     def _commit(self, writer: "ArtifactWriter", manifest: dict, final: Path) -> None:
         """manifest.json last, then one rename: the artifact appears complete or not at all."""

@@ -20,6 +20,8 @@ import pandas as pd
 from dr4sr.artifacts import ArtifactStore
 from dr4sr.config import deep_merge
 from dr4sr.errors import ConfigError
+from dr4sr.paths import require_writable, smoke_label
+from dr4sr.plan import format_plan, plan_stages, variant_stages, watch
 from dr4sr.train.runner import build_run_config, cached_train, check_writable, prepare_splits
 
 VARIANTS = ("backbone", "dr4sr", "dr4sr-no-diversity", "pattern")
@@ -73,13 +75,7 @@ def training_data(req: RunRequest, splits, store: ArtifactStore, regen_overrides
     """The sequences the target model trains on, and provenance to record in metrics.json."""
     if req.variant == "backbone":
         return splits.train, {"training_data": "original"}
-    from dr4sr.regen.config import build_regen_config
-
-    if req.variant == "dr4sr-no-diversity":
-        regen_overrides = deep_merge(regen_overrides, {"regen": {"diversity": False}})
-    if req.smoke_test:
-        regen_overrides = deep_merge(SMOKE_REGEN, regen_overrides)
-    rcfg = build_regen_config(regen_overrides, Path(req.dataset).stem.lower())
+    rcfg = regen_config(req, regen_overrides)
     if req.variant == "pattern":
         from dr4sr.mining.stage import run_mine_stage
 
@@ -96,25 +92,69 @@ def training_data(req: RunRequest, splits, store: ArtifactStore, regen_overrides
                   "regen_config": dataclasses.asdict(rcfg)}
 
 
-def run_variant(req: RunRequest, out_dir: str | Path, seed: int | None = None, log=print) -> dict:
+def regen_config(req: RunRequest, regen_overrides: dict):
+    """The regeneration pipeline's config for this variant (smoke-test budgets unless set explicitly)."""
+    from dr4sr.regen.config import build_regen_config
+
+    if req.variant == "dr4sr-no-diversity":
+        regen_overrides = deep_merge(regen_overrides, {"regen": {"diversity": False}})
+    if req.smoke_test:
+        regen_overrides = deep_merge(SMOKE_REGEN, regen_overrides)
+    return build_regen_config(regen_overrides, Path(req.dataset).stem.lower())
+
+
+def data_id_of(training_data: str, artifact: str) -> str:
+    """How the target model's training rows enter its train artifact id."""
+    return artifact if artifact == "original" else f"{training_data}:{artifact}"
+
+
+@dataclasses.dataclass
+class PreparedRun:
+    cfg: object  # the target model's RunConfig
+    regen_overrides: dict
+    splits: object
+    store: ArtifactStore
+    plan: list
+
+
+def prepare_run(req: RunRequest, out_dir: str | Path, seed: int | None = None) -> PreparedRun:
+    """Config, output checks, data and the stage plan: everything that can fail fast, before any work."""
     req.validate()
     target_ov, regen_ov = split_overrides(req.overrides)
     if seed is not None:
         target_ov = deep_merge(target_ov, {"train": {"seed": seed}})
     cfg = build_run_config(req.backbone, req.dataset, target_ov, req.data_dir, req.smoke_test)
     store = ArtifactStore(req.store_root)
+    require_writable(out_dir, "output folder")
+    require_writable(store.root, "artifact store", "pass --store DIR or set $DR4SR_ARTIFACTS")
     splits = prepare_splits(cfg)
+    rcfg = None if req.variant == "backbone" else regen_config(req, regen_ov)
+    stages = variant_stages(req.variant, splits, cfg, rcfg,
+                            lambda td, aid: data_id_of(td or req.composition, aid))
+    return PreparedRun(cfg, regen_ov, splits, store, plan_stages(store, stages, splits.fingerprint))
+
+
+def run_variant(req: RunRequest, out_dir: str | Path, seed: int | None = None, log=print,
+                show_plan: bool = True, prepared: PreparedRun | None = None) -> dict:
+    run = prepared or prepare_run(req, out_dir, seed)
+    cfg, splits, store = run.cfg, run.splits, run.store
+    if show_plan:  # else the caller (compare) shows one plan for all its runs and watches the store itself
+        log(format_plan(f"{req.variant} with {req.backbone} on {req.dataset} -> {out_dir}", run.plan, store))
+        watch(store, run.plan, log)
     started = time.time()
-    log(f"[{req.variant}] preparing training data for {req.backbone} on {req.dataset}")
-    rows, provenance = training_data(req, splits, store, regen_ov, log)
+    rows, provenance = training_data(req, splits, store, run.regen_overrides, log)
     prep_seconds = time.time() - started
     log(f"[{req.variant}] training {req.backbone} ({len(rows):,} rows) -> {out_dir}")
     data_id = provenance.get("regenerate_artifact") or provenance.get("mine_artifact") or "original"
-    if data_id != "original":
-        data_id = f"{provenance['training_data']}:{data_id}"
-    art = cached_train(store, cfg, splits, rows, data_id, req.workers, req.gpus, log)
-    return publish_run(art, out_dir, {"variant": req.variant, "dataset": req.dataset,
-                                      "data_seconds": prep_seconds, "train_artifact": art.id, **provenance})
+    art = cached_train(store, cfg, splits, rows, data_id_of(provenance["training_data"], data_id),
+                       req.workers, req.gpus, log)
+    if show_plan:
+        store.observer = None
+    extra = {"variant": req.variant, "dataset": req.dataset, "data_seconds": prep_seconds,
+             "train_artifact": art.id, "pipeline_seconds": time.time() - started, **provenance}
+    if req.smoke_test:
+        extra["smoke_test"] = smoke_label(cfg.train.max_epochs)
+    return publish_run(art, out_dir, extra)
 
 
 def publish_run(art, out_dir: str | Path, extra: dict) -> dict:

@@ -6,23 +6,28 @@ import json
 from pathlib import Path
 
 from dr4sr.config import parse_overrides
-from dr4sr.pipeline import COMPOSITIONS, VARIANTS, RunRequest, run_variant
+from dr4sr.paths import smoke_label, smoke_out
+from dr4sr.pipeline import COMPOSITIONS, VARIANTS, RunRequest, prepare_run, run_variant
 
 
 def _common(p: argparse.ArgumentParser) -> None:
+    from dr4sr.cli import backbone_arg, positive_int
+
     p.add_argument("--dataset", required=True, help="beauty|sports|toys|yelp or a path")
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--backbone", default="sasrec")
+    p.add_argument("--data-dir", default=None, help="folder with <name>.txt (default: $DR4SR_DATA_DIR, else download)")
+    backbone_arg(p)
     p.add_argument("--composition", default="regenerated+mined+original", choices=COMPOSITIONS,
                    help="what the target model trains on (validation/test stay the original targets)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="data/model/train keys for the target model; mine/init/regen/pretrain/regenerate "
                         "keys for the regeneration pipeline (e.g. --set regenerate.gamma=0.3)")
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--workers", type=positive_int, default=1,
+                   help="1 (default) runs every stage in this process without Ray; N > 1 uses Ray")
     p.add_argument("--gpus", action="store_true")
     p.add_argument("--store", default=None, help="artifact store (default $DR4SR_ARTIFACTS or ./artifacts)")
-    p.add_argument("--out", required=True)
-    p.add_argument("--smoke-test", action="store_true")
+    p.add_argument("--out", required=True, help="output folder (a rerun of the same command resumes)")
+    p.add_argument("--smoke-test", action="store_true",
+                   help="2 epochs per training stage, output to OUT-smoke; an explicit --set wins")
 
 
 def _request(args, variant: str) -> RunRequest:
@@ -33,32 +38,52 @@ def _request(args, variant: str) -> RunRequest:
 def cmd_run(args) -> int:
     from dr4sr.train.runner import format_metrics
 
-    metrics = run_variant(_request(args, args.variant), args.out)
+    out = smoke_out(args.out, args.smoke_test)
+    metrics = run_variant(_request(args, args.variant), out)
     print(format_metrics(metrics))
+    print(f"wrote {out}/metrics.json, {out}/user_metrics.parquet and {out}/model.pt")
     return 0
 
 
 def cmd_compare(args) -> int:
+    from dr4sr.plan import format_plan, watch
     from dr4sr.report import format_significance
     from dr4sr.report_cli import build_report
 
-    out = Path(args.out)
-    dirs: dict[str, list[str]] = {v: [] for v in args.variants}
+    out = smoke_out(args.out, args.smoke_test)
+    runs, plan, seen = [], [], set()
     for variant in args.variants:
         for seed in args.seeds:
             run_dir = out / f"{variant}-seed{seed}"
-            print(f"=== {variant}, seed {seed} -> {run_dir}", flush=True)
-            run_variant(_request(args, variant), run_dir, seed=seed)
-            dirs[variant].append(str(run_dir))
+            prepared = prepare_run(_request(args, variant), run_dir, seed)  # every check before any work
+            prepared.store = runs[0][3].store if runs else prepared.store  # one store, watched once
+            runs.append((variant, seed, run_dir, prepared))
+            plan += [p for p in prepared.plan if (p.stage, p.id) not in seen]
+            seen |= {(p.stage, p.id) for p in prepared.plan}
+    print(format_plan(f"compare {' vs '.join(args.variants)}, {args.backbone} on {args.dataset}, seeds "
+                      f"{args.seeds} -> {out}", plan, runs[0][3].store), flush=True)
+    watch(runs[0][3].store, plan, print)
+    dirs: dict[str, list[str]] = {v: [] for v in args.variants}
+    for variant, seed, run_dir, prepared in runs:
+        print(f"=== {variant}, seed {seed} -> {run_dir}", flush=True)
+        run_variant(_request(args, variant), run_dir, seed=seed, show_plan=False, prepared=prepared)
+        dirs[variant].append(str(run_dir))
     base, *others = args.variants
     rep = build_report(dirs[base], [(v, dirs[v]) for v in others], baseline_name=base)
     summary = {"dataset": args.dataset, "backbone": args.backbone, "seeds": args.seeds,
                "test": rep["test"], "significance": rep["significance"]}
+    table = rep["table"]
+    if args.smoke_test:
+        label = smoke_label(runs[0][3].cfg.train.max_epochs)
+        summary = {"note": label, **summary}
+        table = f"{label}\n{table}"
     (out / "compare.json").write_text(json.dumps(summary, indent=2))
-    (out / "compare.md").write_text(rep["table"] + "\n")
-    print(f"\n{args.backbone} on {args.dataset}, test metrics (mean of seeds {args.seeds}):\n{rep['table']}")
+    (out / "compare.md").write_text(table + "\n")
+    print(f"\n{args.backbone} on {args.dataset}, test metrics (mean of seeds {args.seeds}):\n{table}")
     for v, sig in summary["significance"].items():
         print(format_significance(v, base, sig))
+    print(f"wrote {out}/compare.md, {out}/compare.json and the run folders "
+          f"{', '.join(str(d) for _, _, d, _ in runs)}")
     return 0
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from dr4sr.data.sequences import SequenceData, read_interaction_log, read_text_sequences
 from dr4sr.errors import DR4SRError
+from dr4sr.paths import require_writable
 
 UPSTREAM_BASE = "https://raw.githubusercontent.com/RUCAIBox/CIKM2020-S3Rec/master/data/"
 
@@ -21,6 +22,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "yelp": ("Yelp.txt", "724b219106b81dd2349027da997334ddb6da9fe2f152ad6e0d97a93170f7caed"),
 }
 RAW_LOG_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
+DATA_HINT = "put <name>.txt in a folder and pass --data-dir DIR (or set DR4SR_DATA_DIR=DIR)"
 
 
 def cache_dir() -> Path:
@@ -49,7 +51,7 @@ def download_verified(url: str, dest: Path, sha256: str, timeout: float = 60.0) 
             raise DR4SRError(f"checksum mismatch for {url}: expected sha256 {sha256}, got {got}; file discarded")
         os.replace(tmp, dest)
     except (urllib.error.URLError, OSError) as exc:
-        raise DR4SRError(f"cannot download {url} to {dest}: {exc}") from None
+        raise DR4SRError(f"cannot download {url} to {dest}: {exc}; {DATA_HINT}") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -76,7 +78,8 @@ def resolve_dataset_path(dataset: str, data_dir: str | None = None, download: bo
     if path.exists():
         return path
     if not download:
-        raise DR4SRError(f"dataset {name!r} is not in {cache_dir()} and download is off")
+        raise DR4SRError(f"dataset {name!r} is not in {cache_dir()} and download is off; {DATA_HINT}")
+    require_writable(cache_dir(), "data cache", DATA_HINT)
     upstream, sha = BENCHMARKS[name]
     return download_verified(UPSTREAM_BASE + upstream, path, sha)
 

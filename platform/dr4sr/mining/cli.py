@@ -9,6 +9,7 @@ import json
 import time
 
 from dr4sr.artifacts import ArtifactStore, default_root
+from dr4sr.cli import positive_int
 from dr4sr.mining.engines import ENGINES
 from dr4sr.mining.stage import MineConfig, mine_artifact_id, run_mine_stage
 
@@ -27,8 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the per-user pair draw")
     p.add_argument("--max-len", type=int, default=50, help="sequence truncation of the splits (default 50)")
     p.add_argument("--engine", choices=ENGINES, default="native", help="native (fast) or seq2pat (reference)")
-    p.add_argument("--workers", type=int, default=0,
-                   help="Ray Data blocks for the native engine; 0 runs in this process (default)")
+    p.add_argument("--workers", type=positive_int, default=1,
+                   help="1 (default) mines in this process without Ray; N > 1: N Ray Data blocks (native engine)")
     p.add_argument("--out", default=None, help="artifact store root (default $DR4SR_ARTIFACTS or ./artifacts)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run_mine_cli)
@@ -39,19 +40,20 @@ def run_mine_cli(args: argparse.Namespace) -> int:
     from dr4sr.data.datasets import load_dataset
     from dr4sr.data.splits import leave_one_out
 
+    from dr4sr.paths import require_writable
+
     cfg = MineConfig(alpha=args.alpha, beta=args.beta, max_pattern_len=args.max_pattern_len,
                      max_pairs_per_sequence=args.max_pairs, seed=args.seed)
-    if args.workers < 0:
-        from dr4sr.errors import ConfigError
-        raise ConfigError(f"--workers must be >= 0 (got {args.workers})")
     store = ArtifactStore(args.out if args.out is not None else default_root())
+    require_writable(store.root, "artifact store", "pass --out DIR or set $DR4SR_ARTIFACTS")
     started = time.perf_counter()
     splits = leave_one_out(load_dataset(args.dataset, args.data_dir), max_len=args.max_len)
     reused = store.get("mine", mine_artifact_id(splits, cfg)) is not None
-    if args.workers:
+    workers = args.workers if args.workers > 1 else None
+    if workers and not reused:  # a cached artifact needs no Ray
         from dr4sr.mining.distributed import ensure_ray
         ensure_ray(quiet=True)  # keep the summary readable
-    artifact = run_mine_stage(splits, cfg, store, workers=args.workers or None, engine=args.engine)
+    artifact = run_mine_stage(splits, cfg, store, workers=workers, engine=args.engine)
     stats = json.loads((artifact.path / "stats.json").read_text())
     summary = {
         "dataset": args.dataset, "alpha": cfg.alpha, "beta": cfg.beta, "patterns": stats["num_patterns"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from dr4sr.cli import positive_int
 from dr4sr.config import deep_merge, parse_overrides
 
 
@@ -17,7 +18,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init", choices=("sasrec", "scratch"), default=None, help="regenerator initialisation")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a key of configs/regenerator.yaml, e.g. --set pretrain.max_epochs=10")
-    p.add_argument("--workers", type=int, default=1, help="Ray workers (1 = local loops, no Ray)")
+    p.add_argument("--workers", type=positive_int, default=1, help="Ray workers (1 = local loops, no Ray)")
     p.add_argument("--gpus", action="store_true", help="pre-train on one GPU per worker (NCCL)")
     p.add_argument("--out", default=None, help="artifact store root (default $DR4SR_ARTIFACTS or ./artifacts)")
     p.add_argument("--smoke-test", action="store_true",
@@ -43,6 +44,7 @@ def _prepare(args):
     from dr4sr.artifacts import ArtifactStore
     from dr4sr.data.datasets import load_dataset
     from dr4sr.data.splits import leave_one_out
+    from dr4sr.paths import require_writable
     from dr4sr.regen.config import build_regen_config
 
     cli: dict = {}
@@ -54,10 +56,12 @@ def _prepare(args):
             cli.setdefault(section, {})[key] = value
     overrides = deep_merge(cli, parse_overrides(args.overrides))
     if args.smoke_test:
-        overrides = deep_merge(overrides, SMOKE)
+        overrides = deep_merge(SMOKE, overrides)  # an explicit --set wins over the smoke budget
     cfg = build_regen_config(overrides, args.dataset)
+    store = ArtifactStore(args.out)
+    require_writable(store.root, "artifact store", "pass --out DIR or set $DR4SR_ARTIFACTS")
     splits = leave_one_out(load_dataset(args.dataset, args.data_dir), args.max_len)
-    return cfg, splits, ArtifactStore(args.out)
+    return cfg, splits, store
 
 
 def cmd_pretrain(args) -> int:

@@ -60,11 +60,16 @@ def sasrec_init_stage(splits: Splits, cfg: RegenPipelineConfig, store: ArtifactS
     """A `train` artifact of SASRec on the original data (None when init.mode = scratch)."""
     if cfg.init.mode == "scratch":
         return None
-    from dr4sr.train.runner import build_run_config, cached_train
+    from dr4sr.train.runner import cached_train
 
     # the same `train` artifact as `dr4sr run --variant backbone` with this config: trained once
-    run_cfg = build_run_config("sasrec", overrides=cfg.init.sasrec)
-    return cached_train(store, run_cfg, splits, None, "original", workers, gpus, log)
+    return cached_train(store, init_run_config(cfg), splits, None, "original", workers, gpus, log)
+
+
+def init_run_config(cfg: RegenPipelineConfig):
+    from dr4sr.train.runner import build_run_config
+
+    return build_run_config("sasrec", overrides=cfg.init.sasrec)
 
 
 # ---- pretrain -----------------------------------------------------------------------------------
@@ -73,9 +78,13 @@ def pretrain_key(cfg: RegenPipelineConfig) -> dict:
     return {"regen": to_dict(cfg.regen), "pretrain": pre, "init": cfg.init.mode}
 
 
+def pretrain_inputs(splits: Splits, mine_id: str, init_id: str | None) -> dict:
+    return {"splits": splits.fingerprint, "mine": mine_id, "init": init_id or "scratch"}
+
+
 def pretrain_stage(splits: Splits, cfg: RegenPipelineConfig, store: ArtifactStore, mine: Artifact,
                    init: Artifact | None, workers: int = 1, gpus: bool = False, log: Log = print) -> Artifact:
-    inputs = {"splits": splits.fingerprint, "mine": mine.id, "init": init.id if init else "scratch"}
+    inputs = pretrain_inputs(splits, mine.id, init.id if init else None)
     key = pretrain_key(cfg)
     found = store.get("pretrain", artifact_id("pretrain", key, inputs))
     if found is not None:
@@ -183,9 +192,13 @@ def training_sequences(artifact: Artifact | str | Path, composition: str = "rege
     return composition_sequences(pq.read_table(path), composition)
 
 
+def regenerate_inputs(splits: Splits, pretrain_id: str, mine_id: str) -> dict:
+    return {"splits": splits.fingerprint, "pretrain": pretrain_id, "mine": mine_id}
+
+
 def regenerate_stage(splits: Splits, cfg: RegenPipelineConfig, store: ArtifactStore, pretrain: Artifact,
                      mine: Artifact, workers: int = 1, log: Log = print) -> Artifact:
-    inputs = {"splits": splits.fingerprint, "pretrain": pretrain.id, "mine": mine.id}
+    inputs = regenerate_inputs(splits, pretrain.id, mine.id)
     key = regenerate_key(cfg)
     found = store.get("regenerate", artifact_id("regenerate", key, inputs))
     if found is not None:

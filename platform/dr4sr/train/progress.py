@@ -30,7 +30,7 @@ def eta_text(epoch: int, best_epoch: int, patience: int | None, max_epochs: int,
     if late == 0:
         return "last epoch"
     if soon == late:
-        return f"{late} epochs left (~{fmt_seconds(late * seconds_per_epoch)})"
+        return f"{late} epoch{'s' if late > 1 else ''} left (~{fmt_seconds(late * seconds_per_epoch)})"
     return (f"stops in {soon} epochs (~{fmt_seconds(soon * seconds_per_epoch)}) without a new best, "
             f"<= {fmt_seconds(late * seconds_per_epoch)} at the {max_epochs}-epoch bound")
 
@@ -80,21 +80,25 @@ class EpochProgress:
 
 
 class StageClock:
-    """One line per pipeline stage: `[2/5] pretrain: done in 3m10s (total 5m02s)`."""
+    """One line when a pipeline stage starts and one when it ends: `[2/5] pretrain: done in 3m10s (total 5m02s)`."""
 
     def __init__(self, total: int, log: Callable[[str], None] = print):
-        self.total, self.log, self.done = total, log, 0
-        self._started = self._stage_started = time.perf_counter()
+        self.total, self.log = total, log
+        self._started = time.perf_counter()
+        self._stage_started: dict[int, float] = {}
 
-    def start(self, name: str, note: str = "") -> None:
-        self._stage_started = time.perf_counter()
-        self.log(f"[{self.done + 1}/{self.total}] {name}{': ' + note if note else ''} ...")
+    def start(self, index: int, name: str, note: str = "") -> None:
+        self._stage_started[index] = time.perf_counter()
+        self.log(f"[{index}/{self.total}] {name}{' (' + note + ')' if note else ''} ...")
 
-    def finish(self, name: str, how: str = "done") -> None:
-        self.done += 1
+    def finish(self, index: int, name: str, how: str = "done") -> None:
         now = time.perf_counter()
-        self.log(f"[{self.done}/{self.total}] {name}: {how} in {fmt_seconds(now - self._stage_started)} "
+        took = now - self._stage_started.get(index, now)
+        self.log(f"[{index}/{self.total}] {name}: {how} in {fmt_seconds(took)} "
                  f"(total {fmt_seconds(now - self._started)})")
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self._started
 
 
 def fmt_seconds(seconds: float) -> str:

@@ -25,7 +25,9 @@ SMOKE_OVERRIDES = {"train": {"max_epochs": 2, "patience": 2}}
 
 def build_run_config(backbone: str, dataset: str | None = None, overrides: dict | None = None,
                      data_dir: str | None = None, smoke_test: bool = False) -> RunConfig:
-    """Backbone YAML defaults <- CLI dataset/data-dir <- --set overrides <- smoke-test limits."""
+    """Backbone YAML defaults <- CLI dataset/data-dir <- smoke-test limits <- --set overrides.
+
+    An explicit `--set train.max_epochs=5` wins over --smoke-test's 2 epochs (the smoke label says 5)."""
     spec = get_backbone(backbone)
     base = {"backbone": backbone, **spec.default_config()}
     cli: dict = {"data": {}}
@@ -33,9 +35,10 @@ def build_run_config(backbone: str, dataset: str | None = None, overrides: dict 
         cli["data"]["dataset"] = dataset
     if data_dir is not None:
         cli["data"]["data_dir"] = data_dir
-    merged = deep_merge(deep_merge(base, cli), overrides or {})
+    merged = deep_merge(base, cli)
     if smoke_test:
         merged = deep_merge(merged, SMOKE_OVERRIDES)
+    merged = deep_merge(merged, overrides or {})
     cfg = from_dict(RunConfig, merged)
     from_dict(spec.config_cls, cfg.model, "model.")  # validate model keys now, not inside a worker
     return cfg
@@ -104,10 +107,14 @@ def train_key(cfg: RunConfig) -> dict:
     return {k: v for k, v in to_dict(cfg).items() if k != "data"}
 
 
+def train_inputs(splits: Splits, data_id: str) -> dict:
+    return {"splits": splits.fingerprint, "sequences": data_id}
+
+
 def cached_train(store: ArtifactStore, cfg: RunConfig, splits: Splits, sequences: Sequence[np.ndarray] | None = None,
                  data_id: str = "original", workers: int = 1, gpus: bool = False, log=print) -> Artifact:
     """A content-addressed `train` artifact: the same config on the same data is trained once."""
-    inputs = {"splits": splits.fingerprint, "sequences": data_id}
+    inputs = train_inputs(splits, data_id)
     found = store.get("train", artifact_id("train", train_key(cfg), inputs))
     if found is not None:
         log(f"reusing trained {cfg.backbone} {found.path}")
@@ -116,7 +123,8 @@ def cached_train(store: ArtifactStore, cfg: RunConfig, splits: Splits, sequences
     def build(w) -> None:
         # the staging folder is this id's: a checkpoint there is a killed run of this very config
         try:
-            metrics = train_stage(cfg, w.dir, splits, sequences, workers=workers, gpus=gpus, resume=True,
+            metrics = train_stage(cfg, w.dir, splits, sequences, workers=workers, gpus=gpus,
+                                  resume=(w.dir / "checkpoints" / CHECKPOINT_NAME).exists(),
                                   store_root=str(store.root), log=log)
         except CheckpointError as exc:
             log(f"discarding the unreadable checkpoint of a killed run ({exc}); training from scratch")
@@ -138,7 +146,7 @@ def use_ray_train(workers: int) -> bool:
 def format_metrics(metrics: dict) -> str:
     keys = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
     head = " ".join(f"{k:>10}" for k in keys)
-    rows = [f"{'':6}{head}"]
+    rows = ([metrics["smoke_test"]] if metrics.get("smoke_test") else []) + [f"{'':6}{head}"]
     for split in ("valid", "test"):
         rows.append(f"{split:6}" + " ".join(f"{metrics[split].get(k, float('nan')):10.4f}" for k in keys))
     rows.append(f"best epoch {metrics['best_epoch']} of {metrics['epochs']}, "
