@@ -21,6 +21,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="data/model/train keys for the target model; mine/init/regen/pretrain/regenerate "
                         "keys for the regeneration pipeline (e.g. --set regenerate.gamma=0.3)")
+    p.add_argument("--preset", default=None,
+                   help="a named preset (platform/dr4sr/configs/presets/, e.g. paper-era) or a YAML path, under --set")
     p.add_argument("--workers", type=positive_int, default=1,
                    help="1 (default) runs every stage in this process without Ray; N > 1 uses Ray")
     p.add_argument("--gpus", action="store_true")
@@ -32,7 +34,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def _request(args, variant: str) -> RunRequest:
     return RunRequest(args.dataset, args.backbone, variant, args.composition, parse_overrides(args.overrides),
-                      args.data_dir, args.workers, args.gpus, args.smoke_test, args.store)
+                      args.data_dir, args.workers, args.gpus, args.smoke_test, args.store, args.preset)
 
 
 def cmd_run(args) -> int:
@@ -46,23 +48,23 @@ def cmd_run(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from dr4sr.plan import format_plan, watch
+    from dr4sr.plan import format_plan, merge_plans, watch
     from dr4sr.report import format_significance
     from dr4sr.report_cli import build_report
 
     out = smoke_out(args.out, args.smoke_test)
-    runs, plan, seen = [], [], set()
+    runs = []
     for variant in args.variants:
         for seed in args.seeds:
             run_dir = out / f"{variant}-seed{seed}"
             prepared = prepare_run(_request(args, variant), run_dir, seed)  # every check before any work
             prepared.store = runs[0][3].store if runs else prepared.store  # one store, watched once
             runs.append((variant, seed, run_dir, prepared))
-            plan += [p for p in prepared.plan if (p.stage, p.id) not in seen]
-            seen |= {(p.stage, p.id) for p in prepared.plan}
+    store = runs[0][3].store
+    plan = merge_plans([r[3].plan for r in runs], store, runs[0][3].splits.fingerprint)
     print(format_plan(f"compare {' vs '.join(args.variants)}, {args.backbone} on {args.dataset}, seeds "
-                      f"{args.seeds} -> {out}", plan, runs[0][3].store), flush=True)
-    watch(runs[0][3].store, plan, print)
+                      f"{args.seeds} -> {out}", plan, store), flush=True)
+    watch(store, plan, print)
     dirs: dict[str, list[str]] = {v: [] for v in args.variants}
     for variant, seed, run_dir, prepared in runs:
         print(f"=== {variant}, seed {seed} -> {run_dir}", flush=True)

@@ -23,46 +23,59 @@ class PlannedStage:
     estimate: str = ""
 
 
-def variant_stages(variant: str, splits, cfg, rcfg, data_id_of) -> list[tuple[str, str, str]]:
-    """(label, stage, id) in execution order; `data_id_of(training_data, artifact id)` names the target's data."""
+def target_stage(cfg, splits, data_id: str) -> tuple[str, str, str]:
     from dr4sr.train.runner import train_inputs, train_key
 
-    target = lambda data_id: (f"train {cfg.backbone}", "train",  # noqa: E731
-                              artifact_id("train", train_key(cfg), train_inputs(splits, data_id)))
+    return f"train {cfg.backbone}", "train", artifact_id("train", train_key(cfg), train_inputs(splits, data_id))
+
+
+def variant_stages(variant: str, splits, cfg, rcfg, store: ArtifactStore) -> list[tuple[str, str, str | None]]:
+    """(label, stage, id) in execution order. An id that hashes rows an unfinished stage will make is None:
+    such a stage is to run (the target model's rows, and the init's when it trains on mined patterns)."""
     if variant == "backbone":
-        return [target("original")]
+        return [target_stage(cfg, splits, "original")]
     from dr4sr.mining.stage import MineConfig, mine_artifact_id
 
     mine_id = mine_artifact_id(splits, MineConfig.from_dict(dict(rcfg.mine)))
-    stages = [("mine patterns", "mine", mine_id)]
+    stages: list = [("mine patterns", "mine", mine_id)]
+    target = (f"train {cfg.backbone}", "train", None)
     if variant == "pattern":
-        return stages + [target(data_id_of("mined+original", mine_id))]
-    from dr4sr.regen.stage import (init_run_config, pretrain_inputs, pretrain_key, regenerate_inputs,
+        return stages + [target]
+    from dr4sr.regen.stage import (init_rows, init_run_config, pretrain_inputs, pretrain_key, regenerate_inputs,
                                    regenerate_key)
+    from dr4sr.train.runner import train_inputs, train_key
 
-    init_id = None
+    init_id, pre_id, regen_id = None, None, None
     if rcfg.init.mode != "scratch":
-        init_id = artifact_id("train", train_key(init_run_config(rcfg)), train_inputs(splits, "original"))
+        mine = store.get("mine", mine_id)
+        if rcfg.init.data == "original" or mine is not None:
+            data_id = "original" if rcfg.init.data == "original" else init_rows(splits, rcfg, mine)[1]
+            init_id = artifact_id("train", train_key(init_run_config(rcfg)), train_inputs(splits, data_id))
         stages.append(("train sasrec (regenerator init)", "train", init_id))
-    pre_id = artifact_id("pretrain", pretrain_key(rcfg), pretrain_inputs(splits, mine_id, init_id))
-    regen_id = artifact_id("regenerate", regenerate_key(rcfg), regenerate_inputs(splits, pre_id, mine_id))
+    if rcfg.init.mode == "scratch" or init_id is not None:
+        pre_id = artifact_id("pretrain", pretrain_key(rcfg), pretrain_inputs(splits, mine_id, init_id))
+        regen_id = artifact_id("regenerate", regenerate_key(rcfg), regenerate_inputs(splits, pre_id, mine_id))
     return stages + [("pretrain regenerator", "pretrain", pre_id), ("regenerate dataset", "regenerate", regen_id),
-                     target(data_id_of(None, regen_id))]
+                     target]
 
 
-def plan_stages(store: ArtifactStore, stages: list[tuple[str, str, str]], fingerprint: str) -> list[PlannedStage]:
+def plan_stages(store: ArtifactStore, stages: list, fingerprint: str) -> list[PlannedStage]:
+    return merge_plans([[PlannedStage(label, stage, aid) for label, stage, aid in stages]], store, fingerprint)
+
+
+def merge_plans(plans: list[list[PlannedStage]], store: ArtifactStore, fingerprint: str) -> list[PlannedStage]:
+    """One entry per artifact (e.g. the backbone run is also the regenerator's SASRec init), states filled in."""
     out, seen = [], set()
-    for label, stage, aid in stages:
-        if (stage, aid) in seen:  # e.g. the backbone run is also the regenerator's SASRec init
+    for p in (p for plan in plans for p in plan):
+        if p.id is not None and (p.stage, p.id) in seen:
             continue
-        seen.add((stage, aid))
-        p = PlannedStage(label, stage, aid)
-        if store.get(stage, aid) is not None:
-            p.state = "cached"
+        seen.add((p.stage, p.id))
+        if p.id is not None and store.get(p.stage, p.id) is not None:
+            p.state, p.estimate = "cached", ""
         else:
-            if (store.staging_path(stage, aid) / "checkpoints" / CHECKPOINT_NAME).exists():
+            if p.id is not None and (store.staging_path(p.stage, p.id) / "checkpoints" / CHECKPOINT_NAME).exists():
                 p.state = "resume"
-            p.estimate = estimate(store, stage, fingerprint, label)
+            p.estimate = estimate(store, p.stage, fingerprint, p.label)
         out.append(p)
     return out
 
@@ -97,12 +110,16 @@ def format_plan(title: str, plan: list[PlannedStage], store: ArtifactStore) -> s
 def watch(store: ArtifactStore, plan: list[PlannedStage], log) -> StageClock:
     """Print a line when each planned stage starts and ends (the store tells when it builds an artifact)."""
     clock = StageClock(len(plan), log)
-    index = {(p.stage, p.id): (i, p) for i, p in enumerate(plan, 1)}
 
     def observe(event: str, stage: str, aid: str) -> None:
-        if (stage, aid) not in index:
+        found = next(((i, p) for i, p in enumerate(plan, 1) if (p.stage, p.id) == (stage, aid)), None)
+        if found is None and event == "start":  # a stage whose id the plan could not know yet
+            found = next(((i, p) for i, p in enumerate(plan, 1) if p.stage == stage and p.id is None), None)
+            if found is not None:
+                found[1].id = aid
+        if found is None:
             return  # an artifact outside the plan, e.g. GCE-GNN's graph
-        i, p = index[(stage, aid)]
+        i, p = found
         if event == "start":
             clock.start(i, p.label, "resuming its checkpoint" if p.state == "resume" else p.estimate)
         else:

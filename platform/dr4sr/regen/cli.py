@@ -18,6 +18,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init", choices=("sasrec", "scratch"), default=None, help="regenerator initialisation")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a key of configs/regenerator.yaml, e.g. --set pretrain.max_epochs=10")
+    p.add_argument("--preset", default=None, help="a named preset (e.g. paper-era) or a YAML path, under --set")
     p.add_argument("--workers", type=positive_int, default=1, help="Ray workers (1 = local loops, no Ray)")
     p.add_argument("--gpus", action="store_true", help="pre-train on one GPU per worker (NCCL)")
     p.add_argument("--out", default=None, help="artifact store root (default $DR4SR_ARTIFACTS or ./artifacts)")
@@ -57,7 +58,7 @@ def _prepare(args):
     overrides = deep_merge(cli, parse_overrides(args.overrides))
     if args.smoke_test:
         overrides = deep_merge(SMOKE, overrides)  # an explicit --set wins over the smoke budget
-    cfg = build_regen_config(overrides, args.dataset)
+    cfg = build_regen_config(overrides, args.dataset, args.preset)
     store = ArtifactStore(args.out)
     require_writable(store.root, "artifact store", "pass --out DIR or set $DR4SR_ARTIFACTS")
     splits = leave_one_out(load_dataset(args.dataset, args.data_dir), args.max_len)
@@ -69,7 +70,7 @@ def cmd_pretrain(args) -> int:
 
     cfg, splits, store = _prepare(args)
     mine = mine_stage(splits, cfg, store, args.workers)
-    init = sasrec_init_stage(splits, cfg, store, args.workers, args.gpus)
+    init = sasrec_init_stage(splits, cfg, store, mine, args.workers, args.gpus)
     art = pretrain_stage(splits, cfg, store, mine, init, args.workers, args.gpus)
     metrics = json.loads((art.path / "metrics.json").read_text())
     print(f"pretrain artifact {art.path}")
