@@ -23,7 +23,7 @@ from dr4sr.config import deep_merge
 from dr4sr.errors import ConfigError
 from dr4sr.paths import require_writable, smoke_label
 from dr4sr.plan import format_plan, plan_stages, target_stage, variant_stages, watch
-from dr4sr.presets REGEN_SECTIONS, TARGET_SECTIONS, load_preset
+from dr4sr.presets import REGEN_SECTIONS, TARGET_SECTIONS, load_preset
 from dr4sr.regen.compose import COMPOSITIONS as _COMPOSITIONS
 from dr4sr.regen.compose import TrainingRows, composition_rows, mined_patterns, original_rows, pattern_rows
 from dr4sr.train.runner import build_run_config, cached_train, check_writable, prepare_splits

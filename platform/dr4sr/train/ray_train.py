@@ -15,6 +15,9 @@ from dr4sr.train.worker import (CHECKPOINT_NAME, TrainingInput, json_default, lo
                                 save_checkpoint)
 
 
+MAX_FAILURES = 3  # worker-group restarts per training run before it fails
+
+
 class RayTrainContext(LoopContext):
     def __init__(self, checkpoint_dir: str | None, resume_state: dict | None):
         import ray.train
@@ -83,9 +86,12 @@ def _loop_per_worker(config: dict) -> None:
 
     inp, fit_fn = config["input"], config["fit_fn"]
     resume = config.get("resume_state")
-    ckpt = ray.train.get_checkpoint()  # set when Ray restarts workers after a failure
+    ckpt = ray.train.get_checkpoint()  # the last reported one, when Ray restarts workers after a failure
     if ckpt is not None:
         with ckpt.as_directory() as d:
+            if Path(d, "metrics.json").exists():  # training had finished: hand its results back again
+                _report_final(ray.train.get_context().get_world_rank(), d)
+                return
             resume = load_checkpoint(Path(d) / CHECKPOINT_NAME)
     ctx = RayTrainContext(inp.checkpoint_dir, resume)
     out = fit_fn(inp, ctx)
@@ -96,14 +102,27 @@ def _loop_per_worker(config: dict) -> None:
                 np.save(os.path.join(tmp, "ranks.npy"), out["ranks"])
             torch.save(out["model_state"], os.path.join(tmp, "model.pt"))
             Path(tmp, "metrics.json").write_text(json.dumps(out["metrics"], default=json_default))
-            ray.train.report({"done": 1}, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+            _report_final(ctx.rank, tmp)
+    else:
+        _report_final(ctx.rank, None)
+
+
+def _report_final(rank: int, directory: str | None) -> None:
+    import ray.train
+
+    if rank == 0:
+        ray.train.report({"done": 1}, checkpoint=ray.train.Checkpoint.from_directory(directory))
     else:
         ray.train.report({"done": 1})
 
 
 def run_on_ray_train(fit_fn, inp, workers: int, use_gpu: bool, storage_path: str, name: str,
-                     resume_state: dict | None = None, cpus_per_worker: float = 1.0) -> dict:
-    """Run `fit_fn(inp, ctx)` on `workers` DDP workers; returns {model_state, metrics[, ranks]}."""
+                     resume_state: dict | None = None, cpus_per_worker: float = 1.0,
+                     max_failures: int = MAX_FAILURES) -> dict:
+    """Run `fit_fn(inp, ctx)` on `workers` DDP workers; returns {model_state, metrics[, ranks]}.
+
+    A worker that dies (a killed process, a lost spot node) makes Ray restart the whole worker group, up
+    to `max_failures` times; every worker then resumes from the last checkpoint rank 0 reported."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
@@ -116,7 +135,7 @@ def run_on_ray_train(fit_fn, inp, workers: int, use_gpu: bool, storage_path: str
                                      resources_per_worker=None if use_gpu else {"CPU": cpus_per_worker}),
         run_config=RunConfig(name=name, storage_path=storage_path,
                              checkpoint_config=CheckpointConfig(num_to_keep=2),
-                             failure_config=FailureConfig(max_failures=0)),
+                             failure_config=FailureConfig(max_failures=max_failures)),
     )
     result = trainer.fit()
     with result.checkpoint.as_directory() as d:
