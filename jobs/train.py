@@ -32,6 +32,7 @@ def build_parser():
     p = argparse.ArgumentParser(prog="jobs/train.py", description="train one backbone (Ray job entrypoint)")
     cli.add_data_args(p)
     cli.add_train_args(p)
+    p.add_argument("--verbose", action="store_true", help="show Ray's own log lines (hidden by default)")
     return p
 
 
@@ -69,7 +70,12 @@ def connect() -> bool:
     if "py_modules" not in job_runtime_env_fields():  # a field set by the job may not be set again
         runtime_env["py_modules"] = [str(SOURCE_ROOT / "dr4sr")]
     try:
-        ray.init(address="auto", runtime_env=runtime_env or None, log_to_driver=True)
+        # epoch lines reach the driver through a file (dr4sr.train.ray_train.ProgressTail), so the
+        # workers' and Ray's own output stays out of the job log unless --verbose
+        from dr4sr.train.ray_train import verbose
+
+        ray.init(address="auto", runtime_env=runtime_env or None, log_to_driver=verbose(),
+                 logging_level="INFO" if verbose() else "ERROR")
     except ConnectionError as exc:
         if os.environ.get("RAY_ADDRESS"):
             raise
@@ -86,8 +92,12 @@ def main(argv: list[str] | None = None) -> int:
         build_parser().error(f"--out must be an absolute path outside the working dir (Ray deletes the "
                              f"working dir copy after the job), got {args.out!r}")
     print(f"jobs/train.py: dr4sr from {Path(cli.__file__).parent}")  # the uploaded copy inside a job
+    if args.verbose:
+        os.environ["DR4SR_VERBOSE"] = "1"
+        argv.remove("--verbose")
     connect()
-    return cli.main(["train", *argv])  # the exact `dr4sr train` code path, including its error handling
+    # the exact `dr4sr train` code path, including its error handling
+    return cli.main((["--verbose"] if args.verbose else []) + ["train", *argv])
 
 
 if __name__ == "__main__":

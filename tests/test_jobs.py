@@ -180,6 +180,7 @@ def test_ray_job_submit_smoke(ray_head, tmp_path):
     client = JobSubmissionClient(ray_head["address"],
                                  headers={"Authorization": f"Bearer {ray_head['env']['RAY_AUTH_TOKEN']}"})
     assert client.get_job_status(sid) == JobStatus.SUCCEEDED
+    out = tmp_path / "run-smoke"  # --smoke-test output goes to its own folder
     assert (out / "metrics.json").is_file() and (out / "user_metrics.parquet").is_file()
     print(f"ray job submit smoke: {time.time() - started:.1f} s")
 

@@ -11,10 +11,14 @@ SETTINGS = ["model.dropout=0.0", "train.loss=ce", "train.batch_size=32", "train.
 TOLERANCE = 0.03  # relative, per epoch
 
 
-def test_two_workers_follow_single_process_curve(tiny_dataset, tmp_path, ray_session):
+def test_two_workers_follow_single_process_curve(tiny_dataset, tmp_path, ray_session, capsys):
     cfg = build_run_config("sasrec", str(tiny_dataset), parse_overrides(SETTINGS))
     single = train_stage(cfg, tmp_path / "one", log=lambda *_: None)
+    capsys.readouterr()
     ddp = train_stage(cfg, tmp_path / "two", workers=2, log=lambda *_: None)
+    # each epoch's line once (rank 0 only), on the driver's stderr, without Ray's "(RayTrainWorker ...)" prefix
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if "| loss " in ln]
+    assert [ln.split("|")[0].split() for ln in lines] == [["epoch", str(e)] for e in range(5)], lines
     a = np.array([h["loss"] for h in single["history"]])
     b = np.array([h["loss"] for h in ddp["history"]])
     assert ddp["world_size"] == 2 and len(a) == len(b) == 5

@@ -116,6 +116,7 @@ def pretrain_fit(inp: PretrainInput, ctx: LoopContext, log: Callable[[str], None
     epoch = start - 1
     t_train = 0.0
     progress = EpochProgress(cfg.max_epochs, len(train), enabled=ctx.rank == 0, patience=cfg.patience,
+                             stream=ctx.progress_stream,
                              start_epoch=start)
     for epoch in range(start, cfg.max_epochs):
         if cfg.patience and bad >= cfg.patience:

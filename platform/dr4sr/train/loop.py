@@ -28,6 +28,7 @@ class LoopContext:
     rank: int = 0
     world_size: int = 1
     show_progress: bool = True
+    progress_stream = None  # where epoch lines go (None: stderr); Ray workers send them to the driver
 
     def __init__(self, device: torch.device | None = None, checkpoint_fn=None, resume_state: dict | None = None):
         self.device = device or torch.device("cpu")
@@ -99,6 +100,7 @@ def fit(model: Backbone, batcher: TrainBatcher, splits: Splits, cfg: TrainConfig
         if ctx.rank == 0:
             log(f"resumed from epoch {st['epoch']} (best {cfg.valid_metric} {best_score:.4f} at epoch {best_epoch})")
     progress = EpochProgress(cfg.max_epochs, len(batcher), enabled=ctx.rank == 0 and ctx.show_progress,
+                             stream=ctx.progress_stream,
                              patience=cfg.patience, start_epoch=start_epoch)
     train_time = eval_time = 0.0
     epoch = start_epoch - 1

@@ -72,7 +72,9 @@ class EpochProgress:
             return
         recent = self._seconds[-RECENT_EPOCHS:]
         eta = eta_text(epoch, best_epoch, self.patience, self.max_epochs, sum(recent) / len(recent))
-        print(f"{body} | {seconds:.1f}s | {eta}", file=self.stream, flush=True)
+        # a plain write: Ray Train's patched print() would also copy the line into its logger (printed twice)
+        self.stream.write(f"{body} | {seconds:.1f}s | {eta}\n")
+        self.stream.flush()
 
     def close(self) -> None:
         if self._bar is not None:

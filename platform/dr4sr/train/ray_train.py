@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,7 @@ MAX_FAILURES = 3  # worker-group restarts per training run before it fails
 
 
 class RayTrainContext(LoopContext):
-    def __init__(self, checkpoint_dir: str | None, resume_state: dict | None):
+    def __init__(self, checkpoint_dir: str | None, resume_state: dict | None, progress_path: str | None = None):
         import ray.train
         import ray.train.torch
 
@@ -28,6 +30,8 @@ class RayTrainContext(LoopContext):
         self.show_progress = self.rank == 0
         super().__init__(ray.train.torch.get_device(), None, resume_state)
         self.checkpoint_dir = checkpoint_dir
+        if self.rank == 0 and progress_path:  # the driver prints this file's lines: once, without Ray's prefix
+            self.progress_stream = open(progress_path, "a", buffering=1)
 
     def wrap(self, model):
         if self.world_size == 1:
@@ -67,17 +71,60 @@ class RayTrainContext(LoopContext):
             ray.train.report(report, checkpoint=ray.train.Checkpoint.from_directory(tmp))
 
 
+def verbose() -> bool:
+    """Show Ray's own log lines (`dr4sr --verbose`); by default only dr4sr's lines reach the terminal."""
+    return os.environ.get("DR4SR_VERBOSE", "") not in ("", "0")
+
+
 def ensure_ray() -> None:
     """Join the cluster this process was submitted to (RAY_ADDRESS), else start a local Ray."""
+    import logging
+
     import ray
 
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    quiet = {} if verbose() else {"log_to_driver": False, "logging_level": logging.ERROR}
     if os.environ.get("RAY_ADDRESS"):
-        ray.init(address="auto")
+        ray.init(address="auto", **quiet)
     else:
-        ray.init(include_dashboard=False, log_to_driver=True)
+        ray.init(include_dashboard=False, **{"log_to_driver": True, **quiet})
+
+
+class ProgressTail:
+    """Prints the lines rank 0 appends to `path` while a Ray Train run goes on (polled by a thread)."""
+
+    def __init__(self, path: Path, stream=None):
+        self.path, self.stream = path, stream or sys.stderr
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+        self.offset = path.stat().st_size
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "ProgressTail":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._drain()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            self._drain()
+
+    def _drain(self) -> None:
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            data = f.read()
+        done = data.rfind(b"\n") + 1  # whole lines only
+        if done:
+            self.stream.write(data[:done].decode(errors="replace"))
+            self.stream.flush()
+            self.offset += done
 
 
 def _loop_per_worker(config: dict) -> None:
@@ -93,7 +140,7 @@ def _loop_per_worker(config: dict) -> None:
                 _report_final(ray.train.get_context().get_world_rank(), d)
                 return
             resume = load_checkpoint(Path(d) / CHECKPOINT_NAME)
-    ctx = RayTrainContext(inp.checkpoint_dir, resume)
+    ctx = RayTrainContext(inp.checkpoint_dir, resume, config.get("progress_path"))
     out = fit_fn(inp, ctx)
     if ctx.rank == 0:
         # final results travel back to the driver in a last checkpoint
@@ -123,21 +170,25 @@ def run_on_ray_train(fit_fn, inp, workers: int, use_gpu: bool, storage_path: str
 
     A worker that dies (a killed process, a lost spot node) makes Ray restart the whole worker group, up
     to `max_failures` times; every worker then resumes from the last checkpoint rank 0 reported."""
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
     ensure_ray()
+    progress = Path(storage_path) / f"{name}-progress.log"  # on the storage every worker reaches
     trainer = TorchTrainer(
         _loop_per_worker,
-        train_loop_config={"input": inp, "fit_fn": fit_fn, "resume_state": resume_state},
+        train_loop_config={"input": inp, "fit_fn": fit_fn, "resume_state": resume_state,
+                           "progress_path": str(progress)},
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
         scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu,
                                      resources_per_worker=None if use_gpu else {"CPU": cpus_per_worker}),
         run_config=RunConfig(name=name, storage_path=storage_path,
                              checkpoint_config=CheckpointConfig(num_to_keep=2),
-                             failure_config=FailureConfig(max_failures=max_failures)),
+                             failure_config=FailureConfig(max_failures=max_failures),
+                             logging_config=LoggingConfig(log_level="INFO" if verbose() else "ERROR")),
     )
-    result = trainer.fit()
+    with ProgressTail(progress):
+        result = trainer.fit()
     with result.checkpoint.as_directory() as d:
         out = {"model_state": torch.load(Path(d) / "model.pt", map_location="cpu", weights_only=True),
                "metrics": json.loads(Path(d, "metrics.json").read_text())}
