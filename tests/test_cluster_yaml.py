@@ -89,3 +89,34 @@ def test_upload_and_sync_skip_the_venv(config):
     assert {".gitignore", ".rayignore"} <= set(config["rsync_filter"])
     assert ".venv" in config["rsync_exclude"]
     assert ".venv/" in (REPO / ".gitignore").read_text().split()
+
+
+# ---------------------------------------------------------------- `dr4sr check-cluster`: one line per bad file
+
+def test_check_cluster_accepts_the_shipped_file(capsys):
+    from dr4sr.cli import main
+
+    assert main(["check-cluster", str(CLUSTER_YAML)]) == 0
+    assert "valid Ray cluster config" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("edit, where", [
+    (("    max_workers: 4\n", "    max_workers: many\n"),
+     "key available_node_types.gpu_worker.max_workers: 'many' is not of type 'integer'"),
+    (("head_node_type: head\n", "head_node_type: head\nheadnode_typo: 1\n"), "key headnode_typo: "),
+    (("head_node_type: head\n", "head_node_type: boss\n"), "key head_node_type: 'boss' is not one of"),
+    (("head_node_type: head\n", "head_node_type: [head\n"), "invalid YAML"),
+])
+def test_check_cluster_names_line_and_key(tmp_path, capsys, edit, where):
+    from dr4sr.cli import main
+
+    text = CLUSTER_YAML.read_text()
+    assert edit[0] in text
+    bad = tmp_path / "cluster.yaml"
+    bad.write_text(text.replace(edit[0], edit[1], 1))
+    assert main(["check-cluster", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"dr4sr: error: {bad}:") and where in err and err.count("\n") == 1
+    line = int(err.split(f"{bad}:")[1].split(":")[0])
+    changed = edit[1].splitlines()[-1] if "typo" in edit[1] else edit[1].strip()
+    assert changed.split(":")[0] in bad.read_text().splitlines()[line - 1] or "YAML" in where

@@ -44,7 +44,8 @@ def backbone_arg(p: argparse.ArgumentParser) -> None:
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # the platform never phones home
 
 # modules that add subcommands; a module absent from this build is skipped
-COMMAND_MODULES = ("dr4sr.mining.cli", "dr4sr.regen.cli", "dr4sr.pipeline_cli", "dr4sr.report_cli")
+COMMAND_MODULES = ("dr4sr.mining.cli", "dr4sr.regen.cli", "dr4sr.pipeline_cli", "dr4sr.report_cli",
+                   "dr4sr.cluster")
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:

@@ -14,6 +14,7 @@ import numpy as np
 from dr4sr.errors import DataFormatError
 
 MIN_SEQUENCE_LENGTH = 3  # one training item, one validation target, one test target
+MAX_LINE_BYTES = 64 * 2**20  # ~8M item ids on one line: far beyond any real user, short of exhausting memory
 
 
 @dataclasses.dataclass
@@ -66,14 +67,10 @@ def make_sequence_data(users, sequences, source: str, dropped_users: int = 0) ->
 def read_text_sequences(path: str | Path) -> SequenceData:
     """Read `user item item ...` lines. Every malformed line is an error naming file and line."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise DataFormatError(path, None, f"cannot read file ({exc.strerror})") from None
     users: list[int] = []
     sequences: list[np.ndarray] = []
     seen: dict[int, int] = {}
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in _text_lines(path):
         fields = line.split()
         if not fields:
             continue
@@ -98,6 +95,27 @@ def read_text_sequences(path: str | Path) -> SequenceData:
     return make_sequence_data(users, sequences, str(path))
 
 
+def _text_lines(path: Path):
+    """(line number, text) of a UTF-8 text file, read line by line: a binary file, a bad byte or a
+    line longer than MAX_LINE_BYTES stops at its line instead of filling memory or a traceback."""
+    try:
+        f = open(path, "rb")
+    except OSError as exc:
+        raise DataFormatError(path, None, f"cannot read file ({exc.strerror})") from None
+    with f:
+        for lineno, raw in enumerate(iter(lambda: f.readline(MAX_LINE_BYTES + 1), b""), start=1):
+            if len(raw) > MAX_LINE_BYTES:
+                raise DataFormatError(path, lineno, f"line longer than {MAX_LINE_BYTES:,} bytes; "
+                                                    "expected 'user item item ...' per line")
+            if b"\0" in raw:
+                raise DataFormatError(path, lineno, "NUL byte: a binary file, not a text dataset")
+            try:
+                yield lineno, raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataFormatError(path, lineno, f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at column "
+                                                    f"{exc.start + 1})") from None
+
+
 def _read_table(path: Path):
     import pandas as pd
 
@@ -114,15 +132,26 @@ def _read_table(path: Path):
 def read_interaction_log(path: str | Path, user_col: str = "user", item_col: str = "item",
                          time_col: str = "timestamp", k_core: int = 5) -> SequenceData:
     """Read a raw (user, item, timestamp) log, apply iterative k-core, remap ids, order by time."""
+    import pandas as pd
+
     path = Path(path)
     df = _read_table(path)
     missing = [c for c in (user_col, item_col, time_col) if c not in df.columns]
     if missing:
         raise DataFormatError(path, None, f"missing column(s) {missing}; found {list(df.columns)}")
     df = df[[user_col, item_col, time_col]]
+    if df.empty:
+        raise DataFormatError(path, None, "no rows (a header only?); expected one (user, item, timestamp) per row")
+    first_data_line = 2 if path.suffix.lower() in (".csv", ".tsv") else 1  # CSV: line 1 is the header
     if df.isna().any().any():
         row = int(df.isna().any(axis=1).to_numpy().argmax())
-        raise DataFormatError(path, row + 2, "empty value in user/item/timestamp")
+        raise DataFormatError(path, row + first_data_line, "empty value in user/item/timestamp")
+    times = df[time_col]
+    if not (pd.api.types.is_numeric_dtype(times) or pd.api.types.is_datetime64_any_dtype(times)):
+        numeric = pd.to_numeric(times, errors="coerce")
+        row = int(numeric.isna().to_numpy().argmax())
+        raise DataFormatError(path, row + first_data_line, f"timestamp {times.iloc[row]!r} is not a number "
+                                                           "(expected numeric or datetime timestamps)")
     n_users_raw = df[user_col].nunique()
     while k_core > 1:
         ucount = df.groupby(user_col)[item_col].transform("size")

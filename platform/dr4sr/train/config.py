@@ -41,9 +41,14 @@ class TrainConfig:
             raise ConfigError(f"train.loss must be one of {LOSSES}, got {self.loss!r}")
         if self.valid_metric not in VALID_METRICS:
             raise ConfigError(f"train.valid_metric must be one of {VALID_METRICS}, got {self.valid_metric!r}")
-        for key in ("lr", "batch_size", "max_epochs"):
+        for key in ("lr", "batch_size", "max_epochs", "eval_batch_size"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"train.{key} must be positive, got {getattr(self, key)}")
+        for key in ("weight_decay", "grad_clip"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"train.{key} must be >= 0, got {getattr(self, key)}")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ConfigError(f"train.device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         if self.patience < 1:
             raise ConfigError(f"train.patience must be >= 1, got {self.patience}")
 
