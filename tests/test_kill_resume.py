@@ -27,11 +27,12 @@ KILLER = textwrap.dedent("""
     from dr4sr.cli import main
 
     stage, _, n = os.environ.get("KILL_AT", "").partition(":")
+    sig = getattr(signal, "SIG" + os.environ.get("KILL_SIG", "KILL"))
     commit = dr4sr.artifacts.ArtifactStore._commit
 
     def killing_commit(self, writer, manifest, final):
         if writer.stage == stage and not n:
-            os.kill(os.getpid(), signal.SIGKILL)
+            os.kill(os.getpid(), sig)
         return commit(self, writer, manifest, final)
 
     dr4sr.artifacts.ArtifactStore._commit = killing_commit
@@ -42,7 +43,7 @@ KILLER = textwrap.dedent("""
         def killing_save(directory, state):
             calls.append(1)
             if len(calls) == int(n):
-                os.kill(os.getpid(), signal.SIGKILL)
+                os.kill(os.getpid(), sig)
             return save(directory, state)
 
         module.save_checkpoint = killing_save
@@ -103,3 +104,24 @@ def test_sigkill_in_each_stage_then_rerun(tiny_dataset, tmp_path):
     assert resumed["test"] == clean["test"] and resumed["train_artifact"] == clean["train_artifact"]
     assert [h["epoch"] for h in resumed["history"]] == [0, 1]
     assert [h["loss"] for h in resumed["history"]] == [h["loss"] for h in clean["history"]]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig, rc, said", [("TERM", 143, "terminated (SIGTERM)"), ("INT", 130, "interrupted")])
+def test_sigterm_and_ctrl_c_stop_with_one_line_and_the_rerun_resumes(tiny_dataset, tmp_path, sig, rc, said):
+    store, script = tmp_path / "store", tmp_path / "killer.py"
+    script.write_text(KILLER)
+    argv = [sys.executable, str(script), "run", "--dataset", str(tiny_dataset), "--variant", "backbone",
+            "--out", str(tmp_path / "run"), "--store", str(store), "--smoke-test"]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "platform"), "RAY_USAGE_STATS_ENABLED": "0"}
+    proc = subprocess.run(argv, env={**env, "KILL_AT": "train:2", "KILL_SIG": sig}, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == rc, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (f"dr4sr: {said}; rerun the same command to continue: finished "
+                                                    "stages are reused and an interrupted training resumes from "
+                                                    "its last checkpoint")
+    assert _manifests(store) == {}  # nothing trusted; the staging folder keeps the epoch-0 checkpoint
+    again = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert "resumed from epoch 0" in again.stdout + again.stderr and "resumes its killed run" in again.stdout
