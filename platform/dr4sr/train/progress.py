@@ -29,9 +29,12 @@ def eta_text(epoch: int, best_epoch: int, patience: int | None, max_epochs: int,
     soon, late = epochs_left(epoch, best_epoch, patience, max_epochs)
     if late == 0:
         return "last epoch"
+    if soon == 0:
+        return f"stops now: no new best in {patience} epochs"
     if soon == late:
         return f"{late} epoch{'s' if late > 1 else ''} left (~{fmt_seconds(late * seconds_per_epoch)})"
-    return (f"stops in {soon} epochs (~{fmt_seconds(soon * seconds_per_epoch)}) without a new best, "
+    return (f"stops in {soon} epoch{'s' if soon > 1 else ''} (~{fmt_seconds(soon * seconds_per_epoch)}) "
+            f"without a new best, "
             f"<= {fmt_seconds(late * seconds_per_epoch)} at the {max_epochs}-epoch bound")
 
 
