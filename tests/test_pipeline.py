@@ -45,3 +45,30 @@ def test_bad_variant_and_section(tiny_dataset, tmp_path):
         run_variant(RunRequest(str(tiny_dataset), variant="dr5sr"), tmp_path)
     with pytest.raises(ConfigError, match="unknown config section 'regenx'"):
         run_variant(RunRequest(str(tiny_dataset), overrides={"regenx": {"k": 1}}), tmp_path)
+
+
+@pytest.mark.slow
+def test_paper_era_preset_end_to_end(tiny_dataset, tmp_path):
+    """The preset's recipe runs every stage; its init SASRec is the `pattern` run's own artifact."""
+    store = tmp_path / "store"
+    common = ["--dataset", str(tiny_dataset), "--store", str(store), "--smoke-test", "--preset", "paper-era",
+              "--set", "regen.k=2"]
+    assert main(["run", "--variant", "pattern", "--out", str(tmp_path / "pattern"), *common]) == 0
+    pat = json.loads((tmp_path / "pattern" / "metrics.json").read_text())
+    assert pat["preset"] == "paper-era" and pat["compose"] == {"mined": "all", "dedupe": "none"}
+    mine = next((store / "mine").iterdir())
+    n_patterns = len(__import__("pyarrow.parquet").parquet.read_table(mine / "patterns.parquet"))
+    assert pat["rows_by_source"] == {"original": 60, "mined": n_patterns}  # every mined pattern, concatenated
+    assert main(["run", "--variant", "dr4sr", "--out", str(tmp_path / "dr4sr"), *common]) == 0
+    dr = json.loads((tmp_path / "dr4sr" / "metrics.json").read_text())
+    assert dr["preset"] == "paper-era" and dr["regen_config"]["regenerate"]["memories"] == [0]
+    assert set(dr["rows_by_source"]) == {"original", "mined", "generated"}
+    assert dr["rows_by_source"]["mined"] == n_patterns
+    assert len(list((store / "train").iterdir())) == 2  # pattern (= the regenerator's init) + dr4sr
+    (pre,) = [p for p in (store / "pretrain").iterdir() if not p.name.startswith(".")]
+    manifest = json.loads((pre / "manifest.json").read_text())
+    assert manifest["preset"] == "paper-era" and manifest["init_data"] == "pattern"
+    assert manifest["inputs"]["init"] == pat["train_artifact"]
+    (regen,) = [p for p in (store / "regenerate").iterdir() if not p.name.startswith(".")]
+    by_memory = json.loads((regen / "manifest.json").read_text())["rows_by_memory"]
+    assert list(by_memory) == ["0"] and by_memory["0"]["decoded"] == 60
