@@ -73,9 +73,9 @@ def cmd_pretrain(args) -> int:
     init = sasrec_init_stage(splits, cfg, store, mine, args.workers, args.gpus)
     art = pretrain_stage(splits, cfg, store, mine, init, args.workers, args.gpus)
     metrics = json.loads((art.path / "metrics.json").read_text())
-    print(f"pretrain artifact {art.path}")
     print(f"best valid loss {metrics['best_valid_loss']:.4f} at epoch {metrics['best_epoch']} of "
           f"{metrics['epochs']} ({metrics['seconds_per_epoch']:.1f} s/epoch, {metrics['train_pairs']:,} pairs)")
+    print(f"wrote pretrain artifact {art.path}")
     return 0
 
 
@@ -86,8 +86,8 @@ def cmd_regenerate(args) -> int:
     cfg, splits, store = _prepare(args)
     art = regenerate_pipeline(splits, cfg, store, args.workers, gpus=args.gpus)
     stats = json.loads((art.path / "stats.json").read_text())
-    print(f"regenerate artifact {art.path}")
     print(f"rows: {stats['rows']}")
     for comp in ("regenerated", "regenerated+mined+original", "original"):
         print(format_stats(comp, stats[comp]))
+    print(f"wrote regenerate artifact {art.path}")
     return 0
