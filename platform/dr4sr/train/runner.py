@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from dr4sr.artifacts import Artifact, ArtifactStore, artifact_id
-from dr4sr.config import deep_merge, from_dict, to_dict
+from dr4sr.config import CONFIG_DIR, deep_merge, from_dict, load_yaml, to_dict
 from dr4sr.data.datasets import load_dataset
 from dr4sr.data.splits import Splits, leave_one_out
 from dr4sr.errors import DR4SRError
@@ -25,7 +25,7 @@ def build_run_config(backbone: str, dataset: str | None = None, overrides: dict 
                      data_dir: str | None = None, smoke_test: bool = False) -> RunConfig:
     """Backbone YAML defaults <- CLI dataset/data-dir <- --set overrides <- smoke-test limits."""
     spec = get_backbone(backbone)
-    base = {"backbone": backbone, **spec.default_config()}
+    base = deep_merge({"backbone": backbone, **load_yaml(CONFIG_DIR / "personalizer.yaml")}, spec.default_config())
     cli: dict = {"data": {}}
     if dataset is not None:
         cli["data"]["dataset"] = dataset
@@ -94,7 +94,10 @@ def train_stage(cfg: RunConfig, out_dir: str | Path, splits: Splits | None = Non
 
 def train_key(cfg: RunConfig) -> dict:
     """What identifies a training run besides its data (the data is identified by the splits)."""
-    return {k: v for k, v in to_dict(cfg).items() if k != "data"}
+    key = {k: v for k, v in to_dict(cfg).items() if k != "data"}
+    if not cfg.personalizer.enabled:  # a disabled personalizer changes nothing: keep the ids of older runs
+        key.pop("personalizer")
+    return key
 
 
 def cached_train(store: ArtifactStore, cfg: RunConfig, splits: Splits, sequences: Sequence[np.ndarray] | None = None,
