@@ -1,9 +1,10 @@
 """`dr4sr run`: one target-model run of a variant, running (or reusing) every stage it needs.
 
 Variants: `backbone` (original data), `dr4sr` (regenerated data), `dr4sr-no-diversity` (regenerator
-without the diversity promoter), `pattern` (mined patterns + original, no regenerator).
-`--set` keys are routed by section: data/model/train go to the target model; mine/init/regen/
-pretrain/regenerate go to the regeneration pipeline.
+without the diversity promoter), `pattern` (mined patterns + original, no regenerator), `dr4sr+`
+(the dr4sr data with the personalizer on; `--set personalizer.enabled=true` turns it on for any variant).
+`--set` keys are routed by section: data/model/train/personalizer go to the target model; mine/init/
+regen/pretrain/regenerate go to the regeneration pipeline.
 """
 from __future__ import annotations
 
@@ -22,9 +23,10 @@ from dr4sr.config import deep_merge
 from dr4sr.errors import ConfigError
 from dr4sr.train.runner import build_run_config, cached_train, check_writable, prepare_splits
 
-VARIANTS = ("backbone", "dr4sr", "dr4sr-no-diversity", "pattern")
+VARIANTS = ("backbone", "dr4sr", "dr4sr-no-diversity", "pattern", "dr4sr+")
 COMPOSITIONS = ("regenerated", "regenerated+mined", "regenerated+mined+original", "original")
-TARGET_SECTIONS = ("data", "model", "train")
+TARGET_SECTIONS = ("data", "model", "train", "personalizer")
+PERSONALIZED = {"dr4sr+": "dr4sr"}  # variant -> the variant whose data it personalizes
 REGEN_SECTIONS = ("mine", "init", "regen", "pretrain", "regenerate")
 SMOKE_REGEN = {"pretrain": {"max_epochs": 2}, "init": {"sasrec": {"train": {"max_epochs": 2, "patience": 2}}}}
 
@@ -98,29 +100,35 @@ def training_data(req: RunRequest, splits, store: ArtifactStore, regen_overrides
 
 def run_variant(req: RunRequest, out_dir: str | Path, seed: int | None = None, log=print) -> dict:
     req.validate()
+    name = req.variant
     target_ov, regen_ov = split_overrides(req.overrides)
     if seed is not None:
         target_ov = deep_merge(target_ov, {"train": {"seed": seed}})
+    if req.variant in PERSONALIZED:
+        target_ov = deep_merge(target_ov, {"personalizer": {"enabled": True}})
+        req = dataclasses.replace(req, variant=PERSONALIZED[req.variant])  # the same data recipe
     cfg = build_run_config(req.backbone, req.dataset, target_ov, req.data_dir, req.smoke_test)
     store = ArtifactStore(req.store_root)
     splits = prepare_splits(cfg)
     started = time.time()
-    log(f"[{req.variant}] preparing training data for {req.backbone} on {req.dataset}")
+    log(f"[{name}] preparing training data for {req.backbone} on {req.dataset}")
     rows, provenance = training_data(req, splits, store, regen_ov, log)
     prep_seconds = time.time() - started
-    log(f"[{req.variant}] training {req.backbone} ({len(rows):,} rows) -> {out_dir}")
+    log(f"[{name}] training {req.backbone} ({len(rows):,} rows) -> {out_dir}")
     data_id = provenance.get("regenerate_artifact") or provenance.get("mine_artifact") or "original"
     if data_id != "original":
         data_id = f"{provenance['training_data']}:{data_id}"
     art = cached_train(store, cfg, splits, rows, data_id, req.workers, req.gpus, log)
-    return publish_run(art, out_dir, {"variant": req.variant, "dataset": req.dataset,
+    return publish_run(art, out_dir, {"variant": name, "dataset": req.dataset,
                                       "data_seconds": prep_seconds, "train_artifact": art.id, **provenance})
 
 
 def publish_run(art, out_dir: str | Path, extra: dict) -> dict:
     """Copy a train artifact's outputs to the user's output folder, with the run's provenance added."""
     out = check_writable(out_dir)
-    for name in ("user_metrics.parquet", "model.pt"):
+    for name in ("user_metrics.parquet", "model.pt", "personalizer_weights.parquet", "personalizer.pt"):
+        if name.startswith("personalizer") and not (art.path / name).exists():
+            continue  # only DR4SR+ runs have them
         shutil.copyfile(art.path / name, out / name)
     metrics = {**json.loads((art.path / "metrics.json").read_text()), **extra}
     tmp = out / ".metrics.json.tmp"

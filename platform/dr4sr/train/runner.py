@@ -59,7 +59,7 @@ def check_writable(out_dir: str | Path) -> Path:
 def train_stage(cfg: RunConfig, out_dir: str | Path, splits: Splits | None = None,
                 sequences: Sequence[np.ndarray] | None = None, row_weights: np.ndarray | None = None,
                 workers: int = 1, gpus: bool = False, resume: bool = False, store_root: str | None = None,
-                extra_metrics: dict | None = None, log=print) -> dict:
+                extra_metrics: dict | None = None, log=print, row_sources: Sequence[str] | None = None) -> dict:
     """Train `cfg.backbone` on `sequences` (default: the original training sequences) and test it."""
     splits = splits or prepare_splits(cfg)  # bad data stops before anything is written
     out = check_writable(out_dir)
@@ -70,7 +70,7 @@ def train_stage(cfg: RunConfig, out_dir: str | Path, splits: Splits | None = Non
         resume_state = load_checkpoint(ckpt_dir / CHECKPOINT_NAME)
     elif resume:
         log(f"no checkpoint in {ckpt_dir}; starting from scratch")
-    inp = TrainingInput(cfg, splits, sequences, row_weights, store_root, str(ckpt_dir.resolve()))
+    inp = TrainingInput(cfg, splits, sequences, row_weights, store_root, str(ckpt_dir.resolve()), row_sources)
     started = time.time()
     if workers > 1 or gpus:
         from dr4sr.train.ray_train import run_ray_train
@@ -88,7 +88,8 @@ def train_stage(cfg: RunConfig, out_dir: str | Path, splits: Splits | None = Non
     metrics["workers"] = workers
     if extra_metrics:
         metrics.update(extra_metrics)
-    write_outputs(out, metrics, result["ranks"], splits.users, result["model_state"])
+    write_outputs(out, metrics, result["ranks"], splits.users, result["model_state"],
+                  result.get("personalizer"))
     return metrics
 
 
@@ -101,8 +102,10 @@ def train_key(cfg: RunConfig) -> dict:
 
 
 def cached_train(store: ArtifactStore, cfg: RunConfig, splits: Splits, sequences: Sequence[np.ndarray] | None = None,
-                 data_id: str = "original", workers: int = 1, gpus: bool = False, log=print) -> Artifact:
-    """A content-addressed `train` artifact: the same config on the same data is trained once."""
+                 data_id: str = "original", workers: int = 1, gpus: bool = False, log=print,
+                 row_sources: Sequence[str] | None = None) -> Artifact:
+    """A content-addressed `train` artifact: the same config on the same data is trained once.
+    `row_sources` (per row, for DR4SR+'s fixed rows) follow from the data, so `data_id` covers them."""
     inputs = {"splits": splits.fingerprint, "sequences": data_id}
     found = store.get("train", artifact_id("train", train_key(cfg), inputs))
     if found is not None:
@@ -110,7 +113,7 @@ def cached_train(store: ArtifactStore, cfg: RunConfig, splits: Splits, sequences
         return found
     with store.create("train", train_key(cfg), inputs) as w:
         metrics = train_stage(cfg, w.dir, splits, sequences, workers=workers, gpus=gpus,
-                              store_root=str(store.root), log=log)
+                              store_root=str(store.root), log=log, row_sources=row_sources)
         shutil.rmtree(w.dir / "checkpoints", ignore_errors=True)  # the artifact keeps only the best weights
         w.info["test"] = metrics["test"]
     return w.artifact
@@ -126,4 +129,8 @@ def format_metrics(metrics: dict) -> str:
                 f"{metrics['seconds_per_epoch']:.2f} s/epoch train, {metrics['eval_seconds_per_epoch']:.2f} s/epoch eval"
                 + (f", peak RSS {metrics['peak_rss_mb']:,.0f} MB" if "peak_rss_mb" in metrics else "")
                 + (f", peak GPU {metrics['peak_gpu_mb']:,.0f} MB" if "peak_gpu_mb" in metrics else ""))
+    if "personalizer" in metrics:
+        p = metrics["personalizer"]
+        rows.append(f"personalizer ({p['mode']}): {p['upper_steps']} upper steps in {p['upper_seconds']:.1f} s, "
+                    f"weights {p.get('weight_mean', float('nan')):.3f} ± {p.get('weight_std', float('nan')):.3f}")
     return "\n".join(rows)
