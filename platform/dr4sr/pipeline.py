@@ -4,7 +4,9 @@ Variants: `backbone` (original data), `dr4sr` (regenerated data), `dr4sr-no-dive
 without the diversity promoter), `pattern` (mined patterns + original, no regenerator), `dr4sr+`
 (the dr4sr data with the personalizer on; `--set personalizer.enabled=true` turns it on for any variant).
 `--set` keys are routed by section: data/model/train/personalizer go to the target model; mine/init/
-regen/pretrain/regenerate go to the regeneration pipeline.
+compose/regen/pretrain/regenerate go to the regeneration pipeline. A `preset` (dr4sr.presets) sits under
+`--set`. Every training row carries its source (original, mined, generated): metrics.json counts them,
+and DR4SR+ keeps the rows of `personalizer.fixed_sources` at weight 1.
 """
 from __future__ import annotations
 
@@ -21,13 +23,14 @@ import pandas as pd
 from dr4sr.artifacts import ArtifactStore
 from dr4sr.config import deep_merge
 from dr4sr.errors import ConfigError
+from dr4sr.presets import REGEN_SECTIONS, TARGET_SECTIONS, load_preset
+from dr4sr.regen.compose import COMPOSITIONS as _COMPOSITIONS
+from dr4sr.regen.compose import TrainingRows, composition_rows, mined_patterns, original_rows, pattern_rows
 from dr4sr.train.runner import build_run_config, cached_train, check_writable, prepare_splits
 
 VARIANTS = ("backbone", "dr4sr", "dr4sr-no-diversity", "pattern", "dr4sr+")
-COMPOSITIONS = ("regenerated", "regenerated+mined", "regenerated+mined+original", "original")
-TARGET_SECTIONS = ("data", "model", "train", "personalizer")
+COMPOSITIONS = tuple(_COMPOSITIONS)
 PERSONALIZED = {"dr4sr+": "dr4sr"}  # variant -> the variant whose data it personalizes
-REGEN_SECTIONS = ("mine", "init", "regen", "pretrain", "regenerate")
 SMOKE_REGEN = {"pretrain": {"max_epochs": 2}, "init": {"sasrec": {"train": {"max_epochs": 2, "patience": 2}}}}
 
 
@@ -43,6 +46,7 @@ class RunRequest:
     gpus: bool = False
     smoke_test: bool = False
     store_root: str | None = None
+    preset: str | None = None  # dr4sr.presets name or path, applied under `overrides`
 
     def validate(self) -> None:
         if self.variant not in VARIANTS:
@@ -53,6 +57,7 @@ class RunRequest:
         if unknown:
             raise ConfigError(f"unknown config section {unknown[0]!r} in --set; expected one of "
                               f"{TARGET_SECTIONS + REGEN_SECTIONS}")
+        load_preset(self.preset)  # an unknown preset or a bad section stops before any work
 
 
 def split_overrides(overrides: dict) -> tuple[dict, dict]:
@@ -61,47 +66,49 @@ def split_overrides(overrides: dict) -> tuple[dict, dict]:
     return target, regen
 
 
-def mined_rows(splits, mine_artifact) -> list[np.ndarray]:
-    """The mined patterns paired to users (one row per pair), as training sequences."""
-    from dr4sr.mining.stage import load_mine_artifact
-
-    patterns, _, pairs = load_mine_artifact(mine_artifact)
-    # each distinct pattern once, like the regenerated dataset (which is deduplicated too)
-    ids = pd.unique(pairs["pattern_id"].to_numpy())
-    return [np.asarray(patterns[i], dtype=np.int64) for i in ids]
-
-
-def training_data(req: RunRequest, splits, store: ArtifactStore, regen_overrides: dict, log) -> tuple[list, dict]:
-    """The sequences the target model trains on, and provenance to record in metrics.json."""
+def training_data(req: RunRequest, splits, store: ArtifactStore, regen_overrides: dict,
+                  log) -> tuple[TrainingRows, str, dict]:
+    """The rows the target model trains on (each labelled with its source), their data id for the
+    train artifact, and provenance to record in metrics.json."""
     if req.variant == "backbone":
-        return splits.train, {"training_data": "original"}
+        return original_rows(splits.train), "original", {"training_data": "original"}
     from dr4sr.regen.config import build_regen_config
 
     if req.variant == "dr4sr-no-diversity":
         regen_overrides = deep_merge(regen_overrides, {"regen": {"diversity": False}})
     if req.smoke_test:
         regen_overrides = deep_merge(SMOKE_REGEN, regen_overrides)
-    rcfg = build_regen_config(regen_overrides, Path(req.dataset).stem.lower())
+    rcfg = build_regen_config(regen_overrides, Path(req.dataset).stem.lower(), req.preset)
     if req.variant == "pattern":
         from dr4sr.mining.stage import run_mine_stage
 
         art = run_mine_stage(splits, rcfg.mine, store, workers=req.workers if req.workers > 1 else None)
-        rows = mined_rows(splits, art)
-        log(f"[pattern] {len(rows):,} distinct mined patterns + {len(splits.train):,} original sequences")
-        return rows + list(splits.train), {"training_data": "mined+original", "mine_artifact": art.id}
-    from dr4sr.regen.stage import regenerate_pipeline, training_sequences
+        rows = pattern_rows(splits.train, art.path, rcfg.compose)
+        log(f"[pattern] training on {len(rows):,} rows {rows.counts()} (compose.mined={rcfg.compose.mined}, "
+            f"dedupe={rcfg.compose.dedupe})")
+        return rows, rows.data_id("mined+original"), {
+            "training_data": "mined+original", "mine_artifact": art.id,
+            "compose": dataclasses.asdict(rcfg.compose), "rows_by_source": rows.counts()}
+    from dr4sr.regen.compose import read_dataset, table_parts
+    from dr4sr.regen.stage import regenerate_pipeline
 
     art = regenerate_pipeline(splits, rcfg, store, workers=req.workers, gpus=req.gpus, log=log)
-    rows = training_sequences(art, req.composition)
-    log(f"[{req.variant}] training on {len(rows):,} rows ({req.composition}) from artifact {art.id}")
-    return rows, {"training_data": req.composition, "regenerate_artifact": art.id,
-                  "regen_config": dataclasses.asdict(rcfg)}
+    mine_path = store.path("mine", art.manifest["inputs"]["mine"])
+    available = {"original": list(splits.train), "mined": mined_patterns(mine_path, rcfg.compose.mined),
+                 "generated": table_parts(read_dataset(art.path))["generated"]}
+    rows = composition_rows(req.composition, available, rcfg.compose.dedupe)
+    log(f"[{req.variant}] training on {len(rows):,} rows {rows.counts()} ({req.composition}, "
+        f"compose.mined={rcfg.compose.mined}, dedupe={rcfg.compose.dedupe}) from artifact {art.id}")
+    return rows, rows.data_id(f"{req.composition}:{art.id}"), {
+        "training_data": req.composition, "regenerate_artifact": art.id, "rows_by_source": rows.counts(),
+        "regen_config": dataclasses.asdict(rcfg)}
 
 
 def run_variant(req: RunRequest, out_dir: str | Path, seed: int | None = None, log=print) -> dict:
     req.validate()
     name = req.variant
     target_ov, regen_ov = split_overrides(req.overrides)
+    target_ov = deep_merge(load_preset(req.preset, TARGET_SECTIONS), target_ov)
     if seed is not None:
         target_ov = deep_merge(target_ov, {"train": {"seed": seed}})
     if req.variant in PERSONALIZED:
@@ -112,14 +119,12 @@ def run_variant(req: RunRequest, out_dir: str | Path, seed: int | None = None, l
     splits = prepare_splits(cfg)
     started = time.time()
     log(f"[{name}] preparing training data for {req.backbone} on {req.dataset}")
-    rows, provenance = training_data(req, splits, store, regen_ov, log)
+    rows, data_id, provenance = training_data(req, splits, store, regen_ov, log)
     prep_seconds = time.time() - started
     log(f"[{name}] training {req.backbone} ({len(rows):,} rows) -> {out_dir}")
-    data_id = provenance.get("regenerate_artifact") or provenance.get("mine_artifact") or "original"
-    if data_id != "original":
-        data_id = f"{provenance['training_data']}:{data_id}"
-    art = cached_train(store, cfg, splits, rows, data_id, req.workers, req.gpus, log)
-    return publish_run(art, out_dir, {"variant": name, "dataset": req.dataset,
+    art = cached_train(store, cfg, splits, None if data_id == "original" else rows.rows, data_id,
+                       req.workers, req.gpus, log, row_sources=rows.sources)
+    return publish_run(art, out_dir, {"variant": name, "dataset": req.dataset, "preset": req.preset,
                                       "data_seconds": prep_seconds, "train_artifact": art.id, **provenance})
 
 

@@ -18,6 +18,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="data/model/train keys for the target model; mine/init/regen/pretrain/regenerate "
                         "keys for the regeneration pipeline (e.g. --set regenerate.gamma=0.3)")
+    p.add_argument("--preset", default=None,
+                   help="a named preset (platform/dr4sr/configs/presets/, e.g. paper-era) or a YAML path, under --set")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--gpus", action="store_true")
     p.add_argument("--store", default=None, help="artifact store (default $DR4SR_ARTIFACTS or ./artifacts)")
@@ -27,7 +29,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def _request(args, variant: str) -> RunRequest:
     return RunRequest(args.dataset, args.backbone, variant, args.composition, parse_overrides(args.overrides),
-                      args.data_dir, args.workers, args.gpus, args.smoke_test, args.store)
+                      args.data_dir, args.workers, args.gpus, args.smoke_test, args.store, args.preset)
 
 
 def cmd_run(args) -> int:

@@ -17,6 +17,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init", choices=("sasrec", "scratch"), default=None, help="regenerator initialisation")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a key of configs/regenerator.yaml, e.g. --set pretrain.max_epochs=10")
+    p.add_argument("--preset", default=None, help="a named preset (e.g. paper-era) or a YAML path, under --set")
     p.add_argument("--workers", type=int, default=1, help="Ray workers (1 = local loops, no Ray)")
     p.add_argument("--gpus", action="store_true", help="pre-train on one GPU per worker (NCCL)")
     p.add_argument("--out", default=None, help="artifact store root (default $DR4SR_ARTIFACTS or ./artifacts)")
@@ -55,7 +56,7 @@ def _prepare(args):
     overrides = deep_merge(cli, parse_overrides(args.overrides))
     if args.smoke_test:
         overrides = deep_merge(overrides, SMOKE)
-    cfg = build_regen_config(overrides, args.dataset)
+    cfg = build_regen_config(overrides, args.dataset, args.preset)
     splits = leave_one_out(load_dataset(args.dataset, args.data_dir), args.max_len)
     return cfg, splits, ArtifactStore(args.out)
 
@@ -65,7 +66,7 @@ def cmd_pretrain(args) -> int:
 
     cfg, splits, store = _prepare(args)
     mine = mine_stage(splits, cfg, store, args.workers)
-    init = sasrec_init_stage(splits, cfg, store, args.workers, args.gpus)
+    init = sasrec_init_stage(splits, cfg, store, mine, args.workers, args.gpus)
     art = pretrain_stage(splits, cfg, store, mine, init, args.workers, args.gpus)
     metrics = json.loads((art.path / "metrics.json").read_text())
     print(f"pretrain artifact {art.path}")

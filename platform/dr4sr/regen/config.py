@@ -3,6 +3,7 @@
 Sections of `configs/regenerator.yaml` (every key overridable with `--set section.key=value`):
   mine        forwarded to the mining stage (alpha, beta, ...), validated by dr4sr.mining
   init        how the regenerator is initialised (a SASRec trained on the same data, or scratch)
+  compose     which rows the target model trains on besides the regenerated ones (regen/compose.py)
   regen       the model: sizes, K, diversity promoter on/off
   pretrain    the pre-training loop
   regenerate  hybrid inference: gamma, seed, length cap
@@ -14,6 +15,7 @@ from typing import Any
 
 from dr4sr.config import CONFIG_DIR, deep_merge, from_dict, load_yaml
 from dr4sr.errors import ConfigError
+from dr4sr.regen.compose import ComposeConfig
 
 YAML_PATH = CONFIG_DIR / "regenerator.yaml"
 
@@ -53,10 +55,16 @@ class InitConfig:
     mode: str = "sasrec"  # "sasrec": copy item embeddings/encoder from a trained SASRec; "scratch"
     # overrides of the SASRec run that provides the init (configs/sasrec.yaml sections model/train)
     sasrec: dict[str, Any] = dataclasses.field(default_factory=dict)
+    data: str = "original"  # what that SASRec trains on: "original", or "pattern" (mined + original, the authors')
+    copy: str = "embeddings+encoder"  # copy item embeddings and shape-matching encoder tensors, or "embeddings"
 
     def validate(self) -> None:
         if self.mode not in ("sasrec", "scratch"):
             raise ConfigError(f"init.mode must be 'sasrec' or 'scratch', got {self.mode!r}")
+        if self.data not in ("original", "pattern"):
+            raise ConfigError(f"init.data must be 'original' or 'pattern', got {self.data!r}")
+        if self.copy not in ("embeddings+encoder", "embeddings"):
+            raise ConfigError(f"init.copy must be 'embeddings+encoder' or 'embeddings', got {self.copy!r}")
 
 
 @dataclasses.dataclass
@@ -65,11 +73,14 @@ class PretrainConfig:
     betas: tuple[float, float] = (0.9, 0.98)
     batch_size: int = 256
     max_epochs: int = 40
-    patience: int = 5  # epochs without validation-loss improvement before stopping
-    valid_fraction: float = 0.05  # seeded hold-out of pairs
+    patience: int = 5  # epochs without validation-loss improvement before stopping; 0 = run max_epochs, keep the last
+    valid_fraction: float = 0.05  # seeded hold-out of pairs (0 = none: early stopping then watches the train loss)
     restrict_to_source: bool = True  # CE over source items + EOS only (as the authors trained)
-    tau_start: float = 1.0  # Gumbel-softmax temperature, annealed geometrically over training
-    tau_end: float = 0.1
+    tau_start: float = 1.0  # Gumbel-softmax temperature
+    tau_end: float = 0.1  # its floor
+    tau_schedule: str = "run"  # "run": geometric tau_start -> tau_end over all steps; "step": x tau_decay per batch
+    tau_decay: float = 0.995  # with tau_schedule=step (the authors': floor reached after ~2.6 Beauty epochs)
+    causal_encoder: bool = False  # source encoder causal in training (the authors' train/inference mismatch)
     entropy_weight: float = 0.0  # entropy term on pi (authors: "minimal impact")
     grad_clip: float = 0.0
     seed: int = 0
@@ -81,8 +92,12 @@ class PretrainConfig:
                 raise ConfigError(f"pretrain.{key} must be positive, got {getattr(self, key)}")
         if not 0.0 <= self.valid_fraction < 1.0:
             raise ConfigError(f"pretrain.valid_fraction must be in [0, 1), got {self.valid_fraction}")
-        if self.patience < 1:
-            raise ConfigError(f"pretrain.patience must be >= 1, got {self.patience}")
+        if self.patience < 0:
+            raise ConfigError(f"pretrain.patience must be >= 0 (0 = no early stopping), got {self.patience}")
+        if self.tau_schedule not in ("run", "step"):
+            raise ConfigError(f"pretrain.tau_schedule must be 'run' or 'step', got {self.tau_schedule!r}")
+        if not 0.0 < self.tau_decay <= 1.0:
+            raise ConfigError(f"pretrain.tau_decay must be in (0, 1], got {self.tau_decay}")
 
 
 @dataclasses.dataclass
@@ -90,7 +105,9 @@ class RegenerateConfig:
     gamma: float = 0.1  # probability of a generative (any item) step; else restrictive (source items)
     seed: int = 0
     max_length: int = 10  # length cap of a regenerated pattern
-    min_length: int = 2  # EOS is masked before this many items (length-1 rows carry no target)
+    min_length: int = 2  # rows shorter than this carry no useful target (see short_rows)
+    short_rows: str = "force"  # "force": EOS masked before min_length items; "drop": EOS allowed, short rows dropped
+    memories: str | list[int] = "all"  # which memories are decoded per sequence: "all" or indices, e.g. [0]
     restrict: str = "source"  # restrictive step: any unused source item ("source", the paper's) or "ordered"
     span: int = 0  # with restrict=ordered: a pattern's source positions lie within `span` (0 = no limit)
     batch_size: int = 256  # source sequences per decoding batch (x K rows)
@@ -107,6 +124,13 @@ class RegenerateConfig:
             raise ConfigError(f"regenerate.batch_size must be >= 1, got {self.batch_size}")
         if self.restrict not in ("source", "ordered"):
             raise ConfigError(f"regenerate.restrict must be 'source' or 'ordered', got {self.restrict!r}")
+        if self.short_rows not in ("force", "drop"):
+            raise ConfigError(f"regenerate.short_rows must be 'force' or 'drop', got {self.short_rows!r}")
+        if isinstance(self.memories, str):
+            if self.memories != "all":
+                raise ConfigError(f"regenerate.memories must be 'all' or a list of memory indices, got {self.memories!r}")
+        elif not self.memories or len(set(self.memories)) != len(self.memories) or min(self.memories) < 0:
+            raise ConfigError(f"regenerate.memories must be distinct indices >= 0, got {self.memories!r}")
         if self.span < 0 or self.span == 1 or (self.span and self.restrict != "ordered"):
             raise ConfigError(f"regenerate.span must be 0 (no limit) or >= 2 and needs "
                               f"regenerate.restrict=ordered, got {self.span}")
@@ -116,17 +140,47 @@ class RegenerateConfig:
 class RegenPipelineConfig:
     mine: dict[str, Any] = dataclasses.field(default_factory=dict)  # validated by the mining stage
     init: InitConfig = dataclasses.field(default_factory=InitConfig)
+    compose: ComposeConfig = dataclasses.field(default_factory=ComposeConfig)
     regen: RegeneratorConfig = dataclasses.field(default_factory=RegeneratorConfig)
     pretrain: PretrainConfig = dataclasses.field(default_factory=PretrainConfig)
     regenerate: RegenerateConfig = dataclasses.field(default_factory=RegenerateConfig)
+    preset: str | None = None  # name of the preset these values came from: recorded, never in an artifact id
+
+    def validate(self) -> None:
+        mems = self.regenerate.memories
+        if not isinstance(mems, str) and max(mems) >= (self.regen.k if self.regen.diversity else 1):
+            raise ConfigError(f"regenerate.memories {mems} out of range: the regenerator has "
+                              f"{self.regen.k if self.regen.diversity else 1} memories (regen.k, regen.diversity)")
 
 
-def build_regen_config(overrides: dict | None = None, dataset: str | None = None) -> RegenPipelineConfig:
-    """YAML defaults <- per-dataset section `datasets.<name>` <- overrides (e.g. from --set)."""
+# Fields added after artifacts keyed on these sections existed: they enter an artifact id only when set
+# away from their default, so every earlier id (and cached artifact) stays valid.
+ADDED_FIELDS = {"init": ("data", "copy"), "pretrain": ("tau_schedule", "tau_decay", "causal_encoder"),
+                "regenerate": ("memories", "short_rows")}
+
+
+def key_dict(section: str, obj) -> dict:
+    """`obj` as a dict for an artifact key, without ADDED_FIELDS that are at their default."""
+    out = dataclasses.asdict(obj)
+    defaults = type(obj)()
+    for name in ADDED_FIELDS.get(section, ()):
+        if out[name] == dataclasses.asdict(defaults)[name]:
+            del out[name]
+    return out
+
+
+def build_regen_config(overrides: dict | None = None, dataset: str | None = None,
+                       preset: str | None = None) -> RegenPipelineConfig:
+    """YAML defaults <- per-dataset section `datasets.<name>` <- preset <- overrides (e.g. from --set)."""
+    from dr4sr.presets import REGEN_SECTIONS, load_preset
+
     raw = load_yaml(YAML_PATH) if YAML_PATH.exists() else {}
     per_dataset = raw.pop("datasets", {}) or {}
     merged = raw
     if dataset is not None and dataset in per_dataset:
         merged = deep_merge(merged, per_dataset[dataset])
+    merged = deep_merge(merged, load_preset(preset, REGEN_SECTIONS))
     merged = deep_merge(merged, overrides or {})
+    if preset:
+        merged["preset"] = preset
     return from_dict(RegenPipelineConfig, merged)

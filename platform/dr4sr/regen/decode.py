@@ -128,6 +128,20 @@ def _order(cfg: RegenerateConfig, rows: int, device: torch.device) -> SourceOrde
     return SourceOrder(rows, cfg.span, device) if cfg.restrict == "ordered" else None
 
 
+def memory_indices(cfg: RegenerateConfig, model: Regenerator) -> list[int]:
+    """The memories decoded for every source (regenerate.memories)."""
+    return list(range(model.num_memories)) if cfg.memories == "all" else list(cfg.memories)
+
+
+def eos_from(cfg: RegenerateConfig) -> int:
+    """Items before EOS may win: min_length when short rows are forced, 0 when they are dropped after."""
+    return cfg.min_length if cfg.short_rows == "force" else 0
+
+
+def _drop_short(items: np.ndarray, cfg: RegenerateConfig) -> np.ndarray:
+    return items[:0] if cfg.short_rows == "drop" and len(items) < cfg.min_length else items
+
+
 def _clip_sources(sources: Sequence[np.ndarray], model: Regenerator) -> list[np.ndarray]:
     cap = model.cfg.max_positions
     return [np.asarray(s, dtype=np.int64)[-cap:] for s in sources]
@@ -136,11 +150,13 @@ def _clip_sources(sources: Sequence[np.ndarray], model: Regenerator) -> list[np.
 @torch.no_grad()
 def decode_batch(model: Regenerator, sources: Sequence[np.ndarray], users: np.ndarray,
                  cfg: RegenerateConfig, device: torch.device | str = "cpu") -> list[list[np.ndarray]]:
-    """Patterns for every source and memory: out[b][k] (int64 item ids, no BOS/EOS)."""
+    """Patterns for every source and decoded memory: out[b][j] for memory memory_indices(cfg)[j]
+    (int64 item ids, no BOS/EOS; empty when short_rows=drop removed it)."""
     model.eval()
     device = torch.device(device)
     sources = _clip_sources(sources, model)
-    b, kk = len(sources), model.num_memories
+    mem_idx = memory_indices(cfg, model)
+    b, kk = len(sources), len(mem_idx)
     out: list[list[np.ndarray]] = [[np.zeros(0, dtype=np.int64)] * kk for _ in range(b)]
     nonempty = [i for i, s in enumerate(sources) if len(s)]
     if not nonempty:
@@ -149,13 +165,14 @@ def decode_batch(model: Regenerator, sources: Sequence[np.ndarray], users: np.nd
     padded = torch.from_numpy(pad_sequences(srcs, "right")[0]).to(device)
     m, keep = model.encode(padded)
     n = len(srcs)
-    memory = model.memories(m).reshape(n * kk, m.size(1), m.size(2))  # row r = source r // K, memory r % K
+    # row r = source r // kk, memory mem_idx[r % kk]
+    memory = model.memories(m)[:, mem_idx].reshape(n * kk, m.size(1), m.size(2))
     row_src = torch.arange(n, device=device).repeat_interleave(kk)
     mem_mask = keep[row_src][:, None, None, :]
     mem_kv = model.memory_kv(memory)
     cand = padded[row_src]
     row_user = np.repeat(np.asarray(users, dtype=np.int64)[nonempty], kk)
-    row_k = np.tile(np.arange(kk, dtype=np.int64), n)
+    row_k = np.tile(np.asarray(mem_idx, dtype=np.int64), n)  # coins keyed on the memory index
     active = np.arange(n * kk)  # original row index of each live row
     emitted = torch.zeros(n * kk, 0, dtype=torch.long, device=device)
     lengths = np.zeros(n * kk, dtype=np.int64)
@@ -167,7 +184,7 @@ def decode_batch(model: Regenerator, sources: Sequence[np.ndarray], users: np.nd
         hidden = model.decode_step(token, step, cache, mem_kv, mem_mask)
         coins = coin_flips(cfg.seed, row_user[active], row_k[active], step)
         generative = torch.from_numpy(coins < cfg.gamma).to(device)
-        token = choose_tokens(model, hidden, cand, emitted, generative, step, cfg.min_length, order)
+        token = choose_tokens(model, hidden, cand, emitted, generative, step, eos_from(cfg), order)
         tok = token.cpu().numpy()
         live = tok != model.eos
         result[active[live], step] = tok[live]
@@ -184,7 +201,7 @@ def decode_batch(model: Regenerator, sources: Sequence[np.ndarray], users: np.nd
             cache = [[c[0][idx], c[1][idx]] for c in cache]
         emitted = torch.cat([emitted, token[:, None]], 1)
     for r in range(n * kk):
-        out[nonempty[r // kk]][r % kk] = result[r, : lengths[r]].copy()
+        out[nonempty[r // kk]][r % kk] = _drop_short(result[r, : lengths[r]].copy(), cfg)
     return out
 
 
@@ -195,7 +212,8 @@ def decode_reference(model: Regenerator, sources: Sequence[np.ndarray], users: n
     model.eval()
     device = torch.device(device)
     sources = _clip_sources(sources, model)
-    kk = model.num_memories
+    mem_idx = memory_indices(cfg, model)
+    kk = len(mem_idx)
     out = []
     for s, user in zip(sources, np.asarray(users, dtype=np.int64)):
         if len(s) == 0:
@@ -205,7 +223,7 @@ def decode_reference(model: Regenerator, sources: Sequence[np.ndarray], users: n
         m, keep = model.encode(x)
         mems = model.memories(m)
         row = []
-        for k in range(kk):
+        for k in mem_idx:
             items: list[int] = []
             order = _order(cfg, 1, device)
             for step in range(cfg.max_length):
@@ -214,10 +232,10 @@ def decode_reference(model: Regenerator, sources: Sequence[np.ndarray], users: n
                 coin = coin_flips(cfg.seed, np.array([user]), np.array([k]), step)
                 generative = torch.from_numpy(coin < cfg.gamma).to(device)
                 emitted = torch.tensor([items], dtype=torch.long, device=device).view(1, len(items))
-                tok = int(choose_tokens(model, hidden, x, emitted, generative, step, cfg.min_length, order)[0])
+                tok = int(choose_tokens(model, hidden, x, emitted, generative, step, eos_from(cfg), order)[0])
                 if tok == model.eos:
                     break
                 items.append(tok)
-            row.append(np.asarray(items, dtype=np.int64))
+            row.append(_drop_short(np.asarray(items, dtype=np.int64), cfg))
         out.append(row)
     return out

@@ -118,14 +118,19 @@ class Regenerator(nn.Module):
         return self.cfg.k if self.cfg.diversity else 1
 
     # ---- encoder and memories -------------------------------------------------------------
-    def encode(self, src: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """src (B, L) right-padded -> memory m (B, L, d) and key mask (B, L), True = real item."""
+    def encode(self, src: torch.Tensor, causal: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """src (B, L) right-padded -> memory m (B, L, d) and key mask (B, L), True = real item.
+
+        `causal` (pretrain.causal_encoder, the authors' training-time encoder) lets position i see 0..i only."""
         if src.size(1) > self.cfg.max_positions:
             raise DR4SRError(f"source length {src.size(1)} exceeds regen.max_positions={self.cfg.max_positions}")
         pos = torch.arange(src.size(1), device=src.device)
         enc = self.encoder
         x = self.drop(enc["norm"](self.item_embedding(src) + enc["position_embedding"](pos)[None]))
         keep = src != PAD
+        if causal:
+            mask = torch.ones(src.size(1), src.size(1), dtype=torch.bool, device=src.device).triu(1)
+            return enc["layers"](x, mask=mask, src_key_padding_mask=~keep), keep
         return enc["layers"](x, src_key_padding_mask=~keep), keep
 
     def memories(self, m: torch.Tensor) -> torch.Tensor:
@@ -189,8 +194,8 @@ class Regenerator(nn.Module):
 
     # ---- training forward ---------------------------------------------------------------------
     def forward(self, src: torch.Tensor, dec_in: torch.Tensor, pattern: torch.Tensor, tau: float = 1.0,
-                select: torch.Tensor | None = None,
-                candidates: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+                select: torch.Tensor | None = None, candidates: torch.Tensor | None = None,
+                causal: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Teacher-forced logits and pi (B, K) (None for the vanilla model).
 
         Logits are (B, T, V), or (n, V) for the n positions where `select` (B, T) is True: scoring
@@ -198,7 +203,7 @@ class Regenerator(nn.Module):
         With `candidates` (B, C) token ids (needs `select`), the scores are (n, C): each selected
         position is scored against its row's candidates only (the restricted training softmax).
         """
-        m, keep = self.encode(src)
+        m, keep = self.encode(src, causal)
         mems = self.memories(m)
         pi = None
         if self.cfg.diversity:
@@ -213,8 +218,8 @@ class Regenerator(nn.Module):
         return self.logits(hidden if select is None else hidden[select]), pi
 
 
-def init_from_sasrec(model: Regenerator, state: dict[str, torch.Tensor]) -> list[str]:
-    """Copy a trained SASRec's item embeddings (rows 0..N) and encoder tensors whose shapes match.
+def init_from_sasrec(model: Regenerator, state: dict[str, torch.Tensor], encoder: bool = True) -> list[str]:
+    """Copy a trained SASRec's item embeddings (rows 0..N) and, with `encoder`, encoder tensors whose shapes match.
 
     `state` is the `model.pt` written by dr4sr.train.runner.train_stage. Returns the copied keys.
     """
@@ -227,6 +232,8 @@ def init_from_sasrec(model: Regenerator, state: dict[str, torch.Tensor]) -> list
     copied = ["item_embedding.weight"]
     with torch.no_grad():
         model.item_embedding.weight[: emb.shape[0]].copy_(emb)
+        if not encoder:
+            return copied
         own = model.state_dict()
         for key, value in state.items():
             if not key.startswith("encoder."):

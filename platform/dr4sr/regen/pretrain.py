@@ -33,10 +33,11 @@ class PretrainInput:
     valid: PairData
     init_state: dict | None = None  # SASRec state dict, or None for scratch
     checkpoint_dir: str | None = None
+    init_copy: str = "embeddings+encoder"  # init.copy: what init_from_sasrec copies
 
 
 def token_loss(model: Regenerator, net: torch.nn.Module, batch: PairBatch, tau: float,
-               restrict: bool) -> tuple[torch.Tensor, int, torch.Tensor | None]:
+               restrict: bool, causal: bool = False) -> tuple[torch.Tensor, int, torch.Tensor | None]:
     """(summed CE over target tokens, number of tokens, pi)."""
     select = batch.dec_out > 0
     targets = batch.dec_out[select]
@@ -50,18 +51,21 @@ def token_loss(model: Regenerator, net: torch.nn.Module, batch: PairBatch, tau: 
         earlier = torch.ones(c, c, dtype=torch.bool, device=cand.device).tril(-1)
         dup = ((cand[:, :, None] == cand[:, None, :]) & earlier).any(2)
         invalid = dup | (cand == PAD)
-        scores, pi = net(batch.src, batch.dec_in, batch.pattern, tau, select, cand)
+        scores, pi = net(batch.src, batch.dec_in, batch.pattern, tau, select, cand, causal=causal)
         row = torch.arange(b, device=cand.device)[:, None].expand_as(select)[select]
         scores = scores.masked_fill(invalid[row], float("-inf"))
         hit = (cand[row] == targets[:, None]) & ~invalid[row]
         return F.cross_entropy(scores, hit.float().argmax(1), reduction="sum"), int(targets.numel()), pi
-    logits, pi = net(batch.src, batch.dec_in, batch.pattern, tau, select)
+    logits, pi = net(batch.src, batch.dec_in, batch.pattern, tau, select, causal=causal)
     logits[:, [PAD, model.bos]] = float("-inf")
     return F.cross_entropy(logits, targets, reduction="sum"), int(targets.numel()), pi
 
 
 def temperature(cfg: PretrainConfig, step: int, total_steps: int) -> float:
-    """Geometric annealing tau_start -> tau_end over all training steps."""
+    """Gumbel temperature at `step`: geometric tau_start -> tau_end over all training steps ("run"), or
+    x tau_decay per step with floor tau_end ("step", the authors' 0.995 per batch)."""
+    if cfg.tau_schedule == "step":
+        return max(cfg.tau_start * cfg.tau_decay ** step, cfg.tau_end)
     frac = min(step / max(total_steps - 1, 1), 1.0)
     return cfg.tau_start * (cfg.tau_end / cfg.tau_start) ** frac
 
@@ -72,7 +76,7 @@ def validation_loss(model: Regenerator, batcher: PairBatcher, cfg: PretrainConfi
     model.eval()
     total, count = 0.0, 0
     for batch in batcher.epoch(0):
-        loss, n, _ = token_loss(model, model, batch.to(ctx.device), tau, cfg.restrict_to_source)
+        loss, n, _ = token_loss(model, model, batch.to(ctx.device), tau, cfg.restrict_to_source, cfg.causal_encoder)
         total, count = total + float(loss), count + n
     sums = ctx.all_reduce_sum({"loss": total, "count": float(count)})
     return sums["loss"] / max(sums["count"], 1.0)
@@ -81,7 +85,8 @@ def validation_loss(model: Regenerator, batcher: PairBatcher, cfg: PretrainConfi
 def build_model(inp: PretrainInput) -> tuple[Regenerator, list[str]]:
     torch.manual_seed(inp.cfg.seed)
     model = Regenerator(inp.model_cfg, inp.num_items)
-    copied = init_from_sasrec(model, inp.init_state) if inp.init_state is not None else []
+    copied = (init_from_sasrec(model, inp.init_state, encoder=inp.init_copy == "embeddings+encoder")
+              if inp.init_state is not None else [])
     return model, copied
 
 
@@ -108,7 +113,7 @@ def pretrain_fit(inp: PretrainInput, ctx: LoopContext, log: Callable[[str], None
     epoch = start - 1
     t_train = 0.0
     for epoch in range(start, cfg.max_epochs):
-        if bad >= cfg.patience:
+        if cfg.patience and bad >= cfg.patience:
             break
         torch.manual_seed(cfg.seed * 100003 + epoch * 101 + ctx.rank)  # dropout and Gumbel noise
         net.train()
@@ -117,7 +122,7 @@ def pretrain_fit(inp: PretrainInput, ctx: LoopContext, log: Callable[[str], None
         for batch in train.epoch(epoch):
             tau = temperature(cfg, step, total_steps)
             batch = batch.to(ctx.device)
-            loss_sum, n, pi = token_loss(model, net, batch, tau, cfg.restrict_to_source)
+            loss_sum, n, pi = token_loss(model, net, batch, tau, cfg.restrict_to_source, cfg.causal_encoder)
             loss = loss_sum / max(n, 1)
             if cfg.entropy_weight and pi is not None:
                 loss = loss + cfg.entropy_weight * -(pi * pi.clamp_min(1e-9).log()).sum(1).mean()
@@ -131,7 +136,7 @@ def pretrain_fit(inp: PretrainInput, ctx: LoopContext, log: Callable[[str], None
         sums = ctx.all_reduce_sum({"loss": total, "count": float(count)})
         train_loss = sums["loss"] / max(sums["count"], 1.0)
         val = validation_loss(model, valid, cfg, tau, ctx) if valid is not None else train_loss
-        if val < best - 1e-6:
+        if val < best - 1e-6 or not cfg.patience:  # patience 0: a fixed epoch count, the last weights kept
             best, best_epoch, bad = val, epoch, 0
             best_state = state_bytes(model)
         else:

@@ -14,14 +14,16 @@ import pyarrow as pa
 import torch
 
 from dr4sr.regen.config import RegenerateConfig, RegeneratorConfig
-from dr4sr.regen.decode import decode_batch
+from dr4sr.regen.decode import decode_batch, memory_indices
 from dr4sr.regen.pretrain import load_regenerator
 from dr4sr.train.loop import resolve_device
 
 
-def rows_table(users: np.ndarray, patterns: list[list[np.ndarray]]) -> pa.Table:
-    """Flatten decode output into (user, k, sequence) rows, in (user order, k) order."""
+def rows_table(users: np.ndarray, patterns: list[list[np.ndarray]], ks: list[int] | None = None) -> pa.Table:
+    """Flatten decode output into (user, k, sequence) rows, in (user order, k) order; `ks` names the
+    memory of each column of `patterns` (default 0..K-1)."""
     kk = len(patterns[0]) if patterns else 0
+    ks = list(range(kk)) if ks is None else list(ks)
     flat = [p for row in patterns for p in row]
     lens = np.fromiter((len(p) for p in flat), dtype=np.int64, count=len(flat))
     offsets = np.zeros(len(flat) + 1, dtype=np.int64)
@@ -29,7 +31,7 @@ def rows_table(users: np.ndarray, patterns: list[list[np.ndarray]]) -> pa.Table:
     values = np.concatenate(flat) if flat else np.zeros(0, dtype=np.int64)
     seq = pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(values, pa.int64()))
     return pa.table({"user": pa.array(np.repeat(np.asarray(users, dtype=np.int64), kk)),
-                     "k": pa.array(np.tile(np.arange(kk, dtype=np.int64), len(patterns))),
+                     "k": pa.array(np.tile(np.asarray(ks, dtype=np.int64), len(patterns))),
                      "sequence": seq})
 
 
@@ -55,7 +57,7 @@ def regenerate_local(model, sources: Sequence[np.ndarray], users: np.ndarray, cf
         idx = order[lo:lo + cfg.batch_size]
         for i, row in zip(idx, decode_batch(model, [sources[i] for i in idx], users[idx], cfg, device)):
             patterns[i] = row
-    return rows_table(users, patterns) if len(sources) else rows_table(users[:0], [])
+    return rows_table(users, patterns, memory_indices(cfg, model)) if len(sources) else rows_table(users[:0], [])
 
 
 class DecoderActor:
@@ -72,7 +74,8 @@ class DecoderActor:
     def __call__(self, batch: pa.Table) -> pa.Table:
         users = batch.column("user").to_numpy()
         sources = list_column(batch, "sequence")
-        return rows_table(users, decode_batch(self.model, sources, users, self.cfg, self.device))
+        return rows_table(users, decode_batch(self.model, sources, users, self.cfg, self.device),
+                          memory_indices(self.cfg, self.model))
 
 
 def regenerate_ray(state: dict, model_cfg: RegeneratorConfig, num_items: int, sources: Sequence[np.ndarray],

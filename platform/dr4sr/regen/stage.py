@@ -22,53 +22,50 @@ from dr4sr.config import to_dict
 from dr4sr.data.splits import Splits
 from dr4sr.data.stats import sequence_stats
 from dr4sr.errors import ConfigError, DR4SRError
-from dr4sr.regen.config import RegenPipelineConfig
+from dr4sr.regen.compose import COMPOSITIONS as _COMPOSITIONS
+from dr4sr.regen.compose import composition_rows, load_mined, pattern_rows, table_parts
+from dr4sr.regen.config import RegenPipelineConfig, key_dict
 from dr4sr.regen.pairs import PairData, build_pair_data
 from dr4sr.regen.pretrain import PretrainInput, pretrain_local, pretrain_ray
 from dr4sr.regen.regenerate import list_column, regenerate
 
-COMPOSITIONS = ("regenerated", "regenerated+mined", "regenerated+mined+original", "original")
+COMPOSITIONS = tuple(_COMPOSITIONS)
 Log = Callable[[str], None]
 
 
 # ---- inputs from the mine artifact --------------------------------------------------------------
-def load_mined(mine_path: str | Path) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    """(patterns, pair user ids, pair pattern ids) from a mine artifact directory."""
-    from dr4sr.mining.stage import read_patterns
-
-    path = Path(mine_path)
-    for name in ("patterns.parquet", "pairs.parquet"):
-        if not (path / name).exists():
-            raise DR4SRError(f"{path}: not a mine artifact (missing {name})")
-    ps = read_patterns(path / "patterns.parquet")
-    patterns = [ps.values[ps.offsets[i]:ps.offsets[i + 1]] for i in range(len(ps))]
-    pairs = pq.read_table(path / "pairs.parquet")
-    return (patterns, pairs.column("user").to_numpy().astype(np.int64),
-            pairs.column("pattern_id").to_numpy().astype(np.int64))
-
-
 def pair_data_from_mine(splits: Splits, mine_path: str | Path) -> PairData:
     patterns, pair_user, pair_pattern = load_mined(mine_path)
     return build_pair_data(splits.train, splits.users, patterns, pair_user, pair_pattern)
 
 
 # ---- SASRec initialisation ----------------------------------------------------------------------
-def sasrec_init_stage(splits: Splits, cfg: RegenPipelineConfig, store: ArtifactStore, workers: int = 1,
-                      gpus: bool = False, log: Log = print) -> Artifact | None:
-    """A `train` artifact of SASRec on the original data (None when init.mode = scratch)."""
+def init_rows(splits: Splits, cfg: RegenPipelineConfig, mine: Artifact):
+    """(rows, data id) the init SASRec trains on; the same rows and id as `dr4sr run --variant backbone`
+    (init.data=original) or `--variant pattern` (init.data=pattern), so that run's artifact is reused."""
+    if cfg.init.data == "original":
+        return None, "original"
+    rows = pattern_rows(splits.train, mine.path, cfg.compose)
+    return rows.rows, rows.data_id("mined+original")
+
+
+def sasrec_init_stage(splits: Splits, cfg: RegenPipelineConfig, store: ArtifactStore, mine: Artifact,
+                      workers: int = 1, gpus: bool = False, log: Log = print) -> Artifact | None:
+    """A `train` artifact of SASRec on init.data (None when init.mode = scratch)."""
     if cfg.init.mode == "scratch":
         return None
     from dr4sr.train.runner import build_run_config, cached_train
 
-    # the same `train` artifact as `dr4sr run --variant backbone` with this config: trained once
     run_cfg = build_run_config("sasrec", overrides=cfg.init.sasrec)
-    return cached_train(store, run_cfg, splits, None, "original", workers, gpus, log)
+    rows, data_id = init_rows(splits, cfg, mine)
+    return cached_train(store, run_cfg, splits, rows, data_id, workers, gpus, log)
 
 
 # ---- pretrain -----------------------------------------------------------------------------------
 def pretrain_key(cfg: RegenPipelineConfig) -> dict:
-    pre = {k: v for k, v in to_dict(cfg.pretrain).items() if k != "device"}
-    return {"regen": to_dict(cfg.regen), "pretrain": pre, "init": cfg.init.mode}
+    pre = {k: v for k, v in key_dict("pretrain", cfg.pretrain).items() if k != "device"}
+    init = cfg.init.mode if "copy" not in key_dict("init", cfg.init) else f"{cfg.init.mode}/{cfg.init.copy}"
+    return {"regen": to_dict(cfg.regen), "pretrain": pre, "init": init}
 
 
 def pretrain_stage(splits: Splits, cfg: RegenPipelineConfig, store: ArtifactStore, mine: Artifact,
@@ -89,7 +86,7 @@ def pretrain_stage(splits: Splits, cfg: RegenPipelineConfig, store: ArtifactStor
     started = time.time()
     with store.create("pretrain", key, inputs) as w:
         inp = PretrainInput(cfg.regen, cfg.pretrain, splits.num_items, train, valid, init_state,
-                            str((w.dir / "checkpoints").resolve()))
+                            str((w.dir / "checkpoints").resolve()), init_copy=cfg.init.copy)
         log(f"pre-training the regenerator on {len(train):,} pairs ({len(valid):,} held out), "
             f"{'Ray Train x' + str(workers) if workers > 1 or gpus else 'local'}")
         if workers > 1 or gpus:
@@ -101,7 +98,8 @@ def pretrain_stage(splits: Splits, cfg: RegenPipelineConfig, store: ArtifactStor
         with open(w.dir / "model.pt", "wb") as f:
             torch.save(out["model_state"], f)
         (w.dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        w.info.update({"best_valid_loss": metrics["best_valid_loss"], "epochs": metrics["epochs"],
+        w.info.update({"preset": cfg.preset, "init_data": cfg.init.data,
+                       "best_valid_loss": metrics["best_valid_loss"], "epochs": metrics["epochs"],
                        "rows": {"train_pairs": len(train), "valid_pairs": len(valid)}})
     return w.artifact
 
@@ -109,7 +107,7 @@ def pretrain_stage(splits: Splits, cfg: RegenPipelineConfig, store: ArtifactStor
 # ---- regenerate ---------------------------------------------------------------------------------
 def regenerate_key(cfg: RegenPipelineConfig) -> dict:
     # batch size and device do not change the rows (counter-based coins), so they stay out of the id
-    return {k: v for k, v in to_dict(cfg.regenerate).items() if k not in ("batch_size", "device")}
+    return {k: v for k, v in key_dict("regenerate", cfg.regenerate).items() if k not in ("batch_size", "device")}
 
 
 def _dedupe(seqs: list[np.ndarray], seen: set | None = None) -> np.ndarray:
@@ -148,16 +146,8 @@ def build_dataset(splits: Splits, mine_path: str | Path, generated: pa.Table) ->
 
 
 def composition_sequences(table: pa.Table, composition: str) -> list[np.ndarray]:
-    if composition not in COMPOSITIONS:
-        raise ConfigError(f"unknown composition {composition!r}; expected one of {COMPOSITIONS}")
-    source = table.column("source").to_numpy(zero_copy_only=False)
-    seqs = list_column(table, "sequence")
-    if composition == "original":
-        return [seqs[i] for i in np.flatnonzero(source == "original")]
-    wanted = {"regenerated": ("generated",), "regenerated+mined": ("mined", "generated"),
-              "regenerated+mined+original": ("original", "mined", "generated")}[composition]
-    picked = [seqs[i] for name in wanted for i in np.flatnonzero(source == name)]
-    return [picked[i] for i in _dedupe(picked)]  # across sources too: each distinct sequence once
+    """A composition of the artifact's own rows (paired mined patterns), each distinct sequence once."""
+    return composition_rows(composition, table_parts(table), "across").rows
 
 
 def training_sequences(artifact: Artifact | str | Path, composition: str = "regenerated+mined+original") -> list[np.ndarray]:
@@ -184,15 +174,23 @@ def regenerate_stage(splits: Splits, cfg: RegenPipelineConfig, store: ArtifactSt
     log(f"regenerated {len(splits.train):,} sequences x K={model_cfg.k} in {seconds:.1f}s "
         f"({len(splits.train) / max(seconds, 1e-9):.0f} sequences/s)")
     table = build_dataset(splits, mine.path, generated)
+    source = table.column("source").to_numpy(zero_copy_only=False)
+    gen_k = table.column("k").to_numpy()[source == "generated"]
+    decoded_k = generated.column("k").to_numpy()
+    empty = np.diff(generated.column("sequence").combine_chunks().offsets.to_numpy()) == 0
     stats = {"decode_seconds": seconds, "workers": workers, "generated_rows_before_dedupe": generated.num_rows,
-             "rows": {s: int(np.sum(table.column("source").to_numpy(zero_copy_only=False) == s))
-                      for s in ("original", "mined", "generated")}}
+             "rows": {s: int(np.sum(source == s)) for s in ("original", "mined", "generated")},
+             # per memory: decodes, rows dropped as too short, distinct rows kept (first memory wins a tie)
+             "rows_by_memory": {int(k): {"decoded": int(np.sum(decoded_k == k)),
+                                         "dropped_short": int(np.sum(empty & (decoded_k == k))),
+                                         "kept": int(np.sum(gen_k == k))} for k in np.unique(decoded_k)}}
     for comp in COMPOSITIONS:
         stats[comp] = sequence_stats(composition_sequences(table, comp), num_items=splits.num_items)
     with store.create("regenerate", key, inputs) as w:
         pq.write_table(table, w.dir / "dataset.parquet")
         (w.dir / "stats.json").write_text(json.dumps(stats, indent=2))
-        w.info.update({"rows": stats["rows"], "decode_seconds": round(seconds, 3)})
+        w.info.update({"preset": cfg.preset, "rows": stats["rows"], "rows_by_memory": stats["rows_by_memory"],
+                       "decode_seconds": round(seconds, 3)})
     return w.artifact
 
 
@@ -201,7 +199,7 @@ def regenerate_pipeline(splits: Splits, cfg: RegenPipelineConfig, store: Artifac
                         log: Log = print, gpus: bool = False) -> Artifact:
     """mine -> SASRec init (unless scratch) -> pretrain -> regenerate; every stage reuses its cached artifact."""
     mine = mine_stage(splits, cfg, store, workers, log)
-    init = sasrec_init_stage(splits, cfg, store, workers, gpus, log)
+    init = sasrec_init_stage(splits, cfg, store, mine, workers, gpus, log)
     pre = pretrain_stage(splits, cfg, store, mine, init, workers, gpus, log)
     return regenerate_stage(splits, cfg, store, pre, mine, workers, log)
 
