@@ -1,10 +1,12 @@
 """`dr4sr run`: one target-model run of a variant, running (or reusing) every stage it needs.
 
 Variants: `backbone` (original data), `dr4sr` (regenerated data), `dr4sr-no-diversity` (regenerator
-without the diversity promoter), `pattern` (mined patterns + original, no regenerator).
-`--set` keys are routed by section: data/model/train go to the target model; mine/init/compose/regen/
-pretrain/regenerate go to the regeneration pipeline. A `preset` (dr4sr.presets) sits under `--set`.
-Every training row carries its source (original, mined, generated): metrics.json counts them.
+without the diversity promoter), `pattern` (mined patterns + original, no regenerator), `dr4sr+`
+(the dr4sr data with the personalizer on; `--set personalizer.enabled=true` turns it on for any variant).
+`--set` keys are routed by section: data/model/train/personalizer go to the target model; mine/init/
+compose/regen/pretrain/regenerate go to the regeneration pipeline. A `preset` (dr4sr.presets) sits under
+`--set`. Every training row carries its source (original, mined, generated): metrics.json counts them,
+and DR4SR+ keeps the rows of `personalizer.fixed_sources` at weight 1.
 """
 from __future__ import annotations
 
@@ -28,8 +30,9 @@ from dr4sr.regen.compose import COMPOSITIONS as _COMPOSITIONS
 from dr4sr.regen.compose import TrainingRows, composition_rows, mined_patterns, original_rows, pattern_rows
 from dr4sr.train.runner import build_run_config, cached_train, check_writable, prepare_splits
 
-VARIANTS = ("backbone", "dr4sr", "dr4sr-no-diversity", "pattern")
+VARIANTS = ("backbone", "dr4sr", "dr4sr-no-diversity", "pattern", "dr4sr+")
 COMPOSITIONS = tuple(_COMPOSITIONS)
+PERSONALIZED = {"dr4sr+": "dr4sr"}  # variant -> the variant whose data it personalizes
 SMOKE_REGEN = {"pretrain": {"max_epochs": 2}, "init": {"sasrec": {"train": {"max_epochs": 2, "patience": 2}}}}
 
 
@@ -115,16 +118,22 @@ class PreparedRun:
     splits: object
     store: ArtifactStore
     plan: list
+    req: RunRequest  # with dr4sr+ resolved to its data recipe (variant dr4sr, personalizer on)
+    name: str  # the variant as the user asked for it
     data: tuple | None = None  # training_data's result, when the plan already needed it
 
 
 def prepare_run(req: RunRequest, out_dir: str | Path, seed: int | None = None) -> PreparedRun:
     """Config, output checks, data and the stage plan: everything that can fail fast, before any work."""
     req.validate()
+    name = req.variant
     target_ov, regen_ov = split_overrides(req.overrides)
     target_ov = deep_merge(load_preset(req.preset, TARGET_SECTIONS), target_ov)
     if seed is not None:
         target_ov = deep_merge(target_ov, {"train": {"seed": seed}})
+    if req.variant in PERSONALIZED:
+        target_ov = deep_merge(target_ov, {"personalizer": {"enabled": True}})
+        req = dataclasses.replace(req, variant=PERSONALIZED[req.variant])  # the same data recipe
     cfg = build_run_config(req.backbone, req.dataset, target_ov, req.data_dir, req.smoke_test)
     store = ArtifactStore(req.store_root)
     require_writable(out_dir, "output folder")
@@ -132,7 +141,7 @@ def prepare_run(req: RunRequest, out_dir: str | Path, seed: int | None = None) -
     splits = prepare_splits(cfg)
     rcfg = None if req.variant == "backbone" else regen_config(req, regen_ov)
     plan = plan_stages(store, variant_stages(req.variant, splits, cfg, rcfg, store), splits.fingerprint)
-    run = PreparedRun(cfg, regen_ov, splits, store, plan)
+    run = PreparedRun(cfg, regen_ov, splits, store, plan, req, name)
     if all(p.state == "cached" for p in plan[:-1]) and plan[-1].id is None:
         # the target's id hashes its rows: with every earlier stage cached they are only a read away
         run.data = training_data(req, splits, store, regen_ov, lambda *_: None)
@@ -143,19 +152,19 @@ def prepare_run(req: RunRequest, out_dir: str | Path, seed: int | None = None) -
 def run_variant(req: RunRequest, out_dir: str | Path, seed: int | None = None, log=print,
                 show_plan: bool = True, prepared: PreparedRun | None = None) -> dict:
     run = prepared or prepare_run(req, out_dir, seed)
-    cfg, splits, store = run.cfg, run.splits, run.store
+    cfg, splits, store, req, name = run.cfg, run.splits, run.store, run.req, run.name
     if show_plan:  # else the caller (compare) shows one plan for all its runs and watches the store itself
-        log(format_plan(f"{req.variant} with {req.backbone} on {req.dataset} -> {out_dir}", run.plan, store))
+        log(format_plan(f"{name} with {req.backbone} on {req.dataset} -> {out_dir}", run.plan, store))
         watch(store, run.plan, log)
     started = time.time()
     rows, data_id, provenance = run.data or training_data(req, splits, store, run.regen_overrides, log)
     prep_seconds = time.time() - started
-    log(f"[{req.variant}] training {req.backbone} ({len(rows):,} rows) -> {out_dir}")
+    log(f"[{name}] training {req.backbone} ({len(rows):,} rows) -> {out_dir}")
     art = cached_train(store, cfg, splits, None if data_id == "original" else rows.rows, data_id,
-                       req.workers, req.gpus, log)
+                       req.workers, req.gpus, log, row_sources=rows.sources)
     if show_plan:
         store.observer = None
-    extra = {"variant": req.variant, "dataset": req.dataset, "preset": req.preset, "data_seconds": prep_seconds,
+    extra = {"variant": name, "dataset": req.dataset, "preset": req.preset, "data_seconds": prep_seconds,
              "train_artifact": art.id, **provenance}
     if req.smoke_test:
         extra["smoke_test"] = smoke_label(cfg.train.max_epochs)
@@ -165,7 +174,9 @@ def run_variant(req: RunRequest, out_dir: str | Path, seed: int | None = None, l
 def publish_run(art, out_dir: str | Path, extra: dict) -> dict:
     """Copy a train artifact's outputs to the user's output folder, with the run's provenance added."""
     out = check_writable(out_dir)
-    for name in ("user_metrics.parquet", "model.pt"):
+    for name in ("user_metrics.parquet", "model.pt", "personalizer_weights.parquet", "personalizer.pt"):
+        if name.startswith("personalizer") and not (art.path / name).exists():
+            continue  # only DR4SR+ runs have them
         shutil.copyfile(art.path / name, out / name)
     metrics = {**json.loads((art.path / "metrics.json").read_text()), **extra}
     tmp = out / ".metrics.json.tmp"

@@ -1,7 +1,7 @@
 """Named presets: a YAML file of config sections applied under `--set` (e.g. `--preset paper-era`).
 
 A preset is `configs/presets/<name>.yaml` (or any path to such a file) holding sections of the target
-run (data, model, train) and of the regeneration pipeline (mine, init, compose, regen, pretrain,
+run (data, model, train, personalizer) and of the regeneration pipeline (mine, init, compose, regen, pretrain,
 regenerate). Resolution order: defaults <- per-dataset defaults <- preset <- --set. The preset's name is
 recorded in metrics.json and in the manifests of the artifacts it shaped; it never enters an artifact
 id (the resolved values do), so a preset and the same values given by --set share artifacts.
@@ -14,7 +14,7 @@ from dr4sr.config import CONFIG_DIR, load_yaml
 from dr4sr.errors import ConfigError
 
 PRESET_DIR = CONFIG_DIR / "presets"
-TARGET_SECTIONS = ("data", "model", "train")
+TARGET_SECTIONS = ("data", "model", "train", "personalizer")
 REGEN_SECTIONS = ("mine", "init", "compose", "regen", "pretrain", "regenerate")
 
 

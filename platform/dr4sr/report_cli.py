@@ -7,6 +7,11 @@ Runs are paired by position (the i-th run of every group is the same seed), so e
 runs as the baseline. Prints the test-metric table of seed means with relative gains, and for every
 group a paired test over users of per-user NDCG@20 (averaged over seeds). `dr4sr compare` does the same
 for the runs it trains itself; this is for runs trained separately (other stores, sessions, machines).
+
+    dr4sr report --personalizer-figure fig4.png --run sasrec=runs/sasrec-plus --run gru4rec=runs/gru-plus
+
+draws the paper's Figure 4 from DR4SR+ runs (their personalizer_weights.parquet): a weight heatmap over
+25 training rows x positions per run, and each run's weight variance (the first folder of each group).
 """
 from __future__ import annotations
 
@@ -57,6 +62,16 @@ def build_report(baseline: list[str], groups: list[tuple[str, list[str]]], k: in
 
 def cmd_report(args) -> int:
     groups = [parse_group(s) for s in args.run]
+    if args.personalizer_figure:
+        from dr4sr.personalizer.figure import draw_figure
+
+        variances = draw_figure([(name, dirs[0]) for name, dirs in groups], args.personalizer_figure)
+        print("personalizer weight variance: " + ", ".join(f"{k} {v:.3e}" for k, v in variances.items()))
+        print(f"wrote {args.personalizer_figure}")
+    if not args.baseline:
+        if not args.personalizer_figure:
+            raise ConfigError("dr4sr report needs --baseline (or --personalizer-figure)")
+        return 0
     report = build_report(args.baseline, groups)
     print(report["table"])
     for name, sig in report["significance"].items():
@@ -69,8 +84,10 @@ def cmd_report(args) -> int:
 
 def register(sub) -> None:
     p = sub.add_parser("report", help="compare finished run directories: table, gains, paired tests")
-    p.add_argument("--baseline", nargs="+", required=True, metavar="DIR", help="baseline runs, one per seed")
+    p.add_argument("--baseline", nargs="+", default=None, metavar="DIR", help="baseline runs, one per seed")
     p.add_argument("--run", action="append", required=True, metavar="NAME=DIR[,DIR...]",
                    help="a group to compare, its runs in the baseline's seed order (repeatable)")
     p.add_argument("--json", default=None, help="also write the report as JSON to this path")
+    p.add_argument("--personalizer-figure", default=None, metavar="PNG",
+                   help="draw the DR4SR+ weight heatmaps and variances (Figure 4) of the --run groups")
     p.set_defaults(func=cmd_report)

@@ -5,6 +5,7 @@ import dataclasses
 from typing import Any
 
 from dr4sr.errors import ConfigError
+from dr4sr.personalizer.config import PersonalizerConfig
 from dr4sr.train.losses import LOSSES
 
 VALID_METRICS = ("ndcg@10", "ndcg@20", "recall@10", "recall@20")
@@ -59,3 +60,4 @@ class RunConfig:
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     model: dict[str, Any] = dataclasses.field(default_factory=dict)  # validated by the backbone's config class
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    personalizer: PersonalizerConfig = dataclasses.field(default_factory=PersonalizerConfig)  # DR4SR+

@@ -42,12 +42,53 @@ class LoopContext:
     def all_reduce_sum(self, values: dict[str, float]) -> dict[str, float]:
         return values
 
+    def all_reduce_tensor(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Sum a tensor over ranks, in place (DR4SR+ all-reduces its hypergradient products)."""
+        return tensor
+
     def gather(self, array: np.ndarray) -> list[np.ndarray]:
         return [array]
 
     def end_epoch(self, epoch: int, metrics: dict, state_fn: Callable[[], dict]) -> None:
         if self._checkpoint_fn is not None:
             self._checkpoint_fn(epoch, metrics, {**state_fn(), **self.checkpoint_meta})
+
+
+class LoopHook:
+    """Extension point of `fit` (the DR4SR+ personalizer plugs in here); these defaults change nothing.
+
+    Called on every rank in the same order, so a hook may use the context's collectives.
+    """
+
+    def start(self, model: Backbone, ctx: LoopContext) -> None:
+        """Once, after the model is on its device and before the optimizer is built."""
+
+    def lower_parameters(self) -> list[torch.nn.Parameter]:
+        """Extra parameters the loop's optimizer trains with the model's (the end-to-end ablation)."""
+        return []
+
+    def weights(self, batch, hidden: torch.Tensor, epoch: int) -> torch.Tensor | None:
+        """Per-target loss weights of this batch (shape of batch.targets), or None."""
+        return batch.weights
+
+    def before_step(self) -> None:
+        """After the lower loss's backward, before the optimizer step."""
+
+    def after_step(self, batch, epoch: int) -> None:
+        """After every lower optimizer step (DR4SR+ takes an upper step every T_lower of these)."""
+
+    def end_epoch(self, epoch: int, improved: bool) -> dict:
+        """Numbers to add to the epoch's history record; `improved`: this epoch is the best so far."""
+        return {}
+
+    def finish(self) -> None:
+        """After training, when the best epoch's model weights are restored."""
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Resume from `state_dict()` of a checkpoint."""
 
 
 @dataclasses.dataclass
@@ -81,11 +122,14 @@ def state_bytes(module: torch.nn.Module) -> dict:
 
 
 def fit(model: Backbone, batcher: TrainBatcher, splits: Splits, cfg: TrainConfig, ctx: LoopContext,
-        aux_loss: AuxLoss | None = None, log: Callable[[str], None] = print) -> FitResult:
+        aux_loss: AuxLoss | None = None, log: Callable[[str], None] = print,
+        hook: LoopHook | None = None) -> FitResult:
     torch.manual_seed(cfg.seed)
     model.to(ctx.device)
     net = ctx.wrap(model)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    hook = hook or LoopHook()
+    hook.start(model, ctx)
+    opt = torch.optim.Adam([*model.parameters(), *hook.lower_parameters()], lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator(device=ctx.device)
     start_epoch, best_score, best_epoch, bad, history = 0, -1.0, -1, 0, []
     best_state = state_bytes(model)
@@ -95,6 +139,7 @@ def fit(model: Backbone, batcher: TrainBatcher, splits: Splits, cfg: TrainConfig
         opt.load_state_dict(st["optimizer"])
         start_epoch, best_score, best_epoch, bad = st["epoch"] + 1, st["best_score"], st["best_epoch"], st["bad_epochs"]
         best_state, history = st["best_model"], st["history"]
+        hook.load_state_dict(st.get("hook", {}))
         if len(st.get("rng", ())) == ctx.world_size:  # dropout masks continue as in an uninterrupted run
             torch.set_rng_state(torch.as_tensor(st["rng"][ctx.rank]))
         if ctx.rank == 0:
@@ -112,14 +157,16 @@ def fit(model: Backbone, batcher: TrainBatcher, splits: Splits, cfg: TrainConfig
         for batch in progress.batches(epoch, batcher.epoch(epoch)):
             batch = batch.to(ctx.device)
             hidden = hidden_for_targets(model, batch.inputs, batch.lengths, batch.targets, net)
-            loss, _ = next_item_loss(model, hidden, batch.targets, cfg.loss, batch.weights, gen)
+            loss, _ = next_item_loss(model, hidden, batch.targets, cfg.loss, hook.weights(batch, hidden, epoch), gen)
             if aux_loss is not None:
                 loss = loss + aux_loss(model, batch, hidden, gen)
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            hook.before_step()
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
+            hook.after_step(batch, epoch)
             total += float(loss.detach())
             count += 1
             progress.set_loss(total / count)
@@ -130,24 +177,26 @@ def fit(model: Backbone, batcher: TrainBatcher, splits: Splits, cfg: TrainConfig
         valid, _ = evaluate(model, splits, "valid", ctx, cfg.eval_batch_size)
         eval_time += time.perf_counter() - t1
         score = valid[cfg.valid_metric]
-        if score > best_score:
+        improved = score > best_score
+        if improved:
             best_score, best_epoch, bad = score, epoch, 0
             best_state = state_bytes(model)
         else:
             bad += 1
         record = {"epoch": epoch, "loss": total / max(count, 1), **{f"valid_{k}": v for k, v in valid.items()},
-                  "best_epoch": best_epoch, "seconds": time.perf_counter() - t0}
+                  "best_epoch": best_epoch, "seconds": time.perf_counter() - t0, **hook.end_epoch(epoch, improved)}
         history.append(record)
         progress.end_epoch(record, cfg.valid_metric, best_score)
         rng = ctx.gather(torch.get_rng_state().numpy())  # every rank's, for an exact resume
         ctx.end_epoch(epoch, record, lambda: {
             "model": state_bytes(model), "optimizer": opt.state_dict(), "epoch": epoch, "best_score": best_score,
             "best_epoch": best_epoch, "bad_epochs": bad, "best_model": best_state, "history": history,
-            "rng": [torch.from_numpy(r) for r in rng]})
+            "rng": [torch.from_numpy(r) for r in rng], "hook": hook.state_dict()})
         if bad >= cfg.patience:
             break
     progress.close()
     model.load_state_dict(best_state)
+    hook.finish()
     epoch = history[-1]["epoch"] if history else -1
     n_epochs = max(epoch + 1 - start_epoch, 1)
     best_valid = next((dict(h) for h in history if h["epoch"] == best_epoch), {})

@@ -49,6 +49,11 @@ class RayTrainContext(LoopContext):
         dist.all_reduce(t)
         return dict(zip(keys, t.tolist()))
 
+    def all_reduce_tensor(self, tensor):
+        if self.world_size > 1:
+            dist.all_reduce(tensor)
+        return tensor
+
     def gather(self, array):
         if self.world_size == 1:
             return [array]
@@ -148,6 +153,9 @@ def _loop_per_worker(config: dict) -> None:
             if out.get("ranks") is not None:
                 np.save(os.path.join(tmp, "ranks.npy"), out["ranks"])
             torch.save(out["model_state"], os.path.join(tmp, "model.pt"))
+            if out.get("personalizer") is not None:
+                np.savez(os.path.join(tmp, "personalizer_weights.npz"), **out["personalizer"]["weights"])
+                torch.save(out["personalizer"]["state"], os.path.join(tmp, "personalizer.pt"))
             Path(tmp, "metrics.json").write_text(json.dumps(out["metrics"], default=json_default))
             _report_final(ctx.rank, tmp)
     else:
@@ -194,6 +202,10 @@ def run_on_ray_train(fit_fn, inp, workers: int, use_gpu: bool, storage_path: str
                "metrics": json.loads(Path(d, "metrics.json").read_text())}
         if Path(d, "ranks.npy").exists():
             out["ranks"] = np.load(Path(d) / "ranks.npy")
+        if Path(d, "personalizer.pt").exists():
+            with np.load(Path(d) / "personalizer_weights.npz") as z:
+                out["personalizer"] = {"weights": {k: z[k] for k in z.files},
+                                       "state": torch.load(Path(d) / "personalizer.pt", weights_only=True)}
     return out
 
 

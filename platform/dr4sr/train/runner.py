@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from dr4sr.artifacts import Artifact, ArtifactStore, artifact_id
-from dr4sr.config import deep_merge, from_dict, to_dict
+from dr4sr.config import CONFIG_DIR, deep_merge, from_dict, load_yaml, to_dict
 from dr4sr.data.datasets import load_dataset
 from dr4sr.data.splits import Splits, leave_one_out
 from dr4sr.errors import DR4SRError
@@ -29,7 +29,7 @@ def build_run_config(backbone: str, dataset: str | None = None, overrides: dict 
 
     An explicit `--set train.max_epochs=5` wins over --smoke-test's 2 epochs (the smoke label says 5)."""
     spec = get_backbone(backbone)
-    base = {"backbone": backbone, **spec.default_config()}
+    base = deep_merge({"backbone": backbone, **load_yaml(CONFIG_DIR / "personalizer.yaml")}, spec.default_config())
     cli: dict = {"data": {}}
     if dataset is not None:
         cli["data"]["dataset"] = dataset
@@ -64,7 +64,7 @@ def check_writable(out_dir: str | Path) -> Path:
 def train_stage(cfg: RunConfig, out_dir: str | Path, splits: Splits | None = None,
                 sequences: Sequence[np.ndarray] | None = None, row_weights: np.ndarray | None = None,
                 workers: int = 1, gpus: bool = False, resume: bool = False, store_root: str | None = None,
-                extra_metrics: dict | None = None, log=print) -> dict:
+                extra_metrics: dict | None = None, log=print, row_sources: Sequence[str] | None = None) -> dict:
     """Train `cfg.backbone` on `sequences` (default: the original training sequences) and test it."""
     splits = splits or prepare_splits(cfg)  # bad data stops before anything is written
     out = check_writable(out_dir)
@@ -76,7 +76,7 @@ def train_stage(cfg: RunConfig, out_dir: str | Path, splits: Splits | None = Non
         resume_state = check_resume_state(load_checkpoint(path), path, run_identity(cfg, splits.num_items))
     elif resume:
         log(f"no checkpoint in {ckpt_dir}; starting from scratch")
-    inp = TrainingInput(cfg, splits, sequences, row_weights, store_root, str(ckpt_dir.resolve()))
+    inp = TrainingInput(cfg, splits, sequences, row_weights, store_root, str(ckpt_dir.resolve()), row_sources)
     started = time.time()
     if gpus and not torch.cuda.is_available():
         raise DR4SRError("--gpus: no CUDA device is visible to this process")
@@ -98,13 +98,17 @@ def train_stage(cfg: RunConfig, out_dir: str | Path, splits: Splits | None = Non
     metrics["workers"] = workers
     if extra_metrics:
         metrics.update(extra_metrics)
-    write_outputs(out, metrics, result["ranks"], splits.users, result["model_state"])
+    write_outputs(out, metrics, result["ranks"], splits.users, result["model_state"],
+                  result.get("personalizer"))
     return metrics
 
 
 def train_key(cfg: RunConfig) -> dict:
     """What identifies a training run besides its data (the data is identified by the splits)."""
-    return {k: v for k, v in to_dict(cfg).items() if k != "data"}
+    key = {k: v for k, v in to_dict(cfg).items() if k != "data"}
+    if not cfg.personalizer.enabled:  # a disabled personalizer changes nothing: keep the ids of older runs
+        key.pop("personalizer")
+    return key
 
 
 def train_inputs(splits: Splits, data_id: str) -> dict:
@@ -112,8 +116,10 @@ def train_inputs(splits: Splits, data_id: str) -> dict:
 
 
 def cached_train(store: ArtifactStore, cfg: RunConfig, splits: Splits, sequences: Sequence[np.ndarray] | None = None,
-                 data_id: str = "original", workers: int = 1, gpus: bool = False, log=print) -> Artifact:
-    """A content-addressed `train` artifact: the same config on the same data is trained once."""
+                 data_id: str = "original", workers: int = 1, gpus: bool = False, log=print,
+                 row_sources: Sequence[str] | None = None) -> Artifact:
+    """A content-addressed `train` artifact: the same config on the same data is trained once.
+    `row_sources` (per row, for DR4SR+'s fixed rows) follow from the data, so `data_id` covers them."""
     inputs = train_inputs(splits, data_id)
     found = store.get("train", artifact_id("train", train_key(cfg), inputs))
     if found is not None:
@@ -125,12 +131,12 @@ def cached_train(store: ArtifactStore, cfg: RunConfig, splits: Splits, sequences
         try:
             metrics = train_stage(cfg, w.dir, splits, sequences, workers=workers, gpus=gpus,
                                   resume=(w.dir / "checkpoints" / CHECKPOINT_NAME).exists(),
-                                  store_root=str(store.root), log=log)
+                                  store_root=str(store.root), log=log, row_sources=row_sources)
         except CheckpointError as exc:
             log(f"discarding the unreadable checkpoint of a killed run ({exc}); training from scratch")
             shutil.rmtree(w.dir / "checkpoints", ignore_errors=True)
             metrics = train_stage(cfg, w.dir, splits, sequences, workers=workers, gpus=gpus,
-                                  store_root=str(store.root), log=log)
+                                  store_root=str(store.root), log=log, row_sources=row_sources)
         for scratch in ("checkpoints", "ray"):  # the artifact keeps only the best weights
             shutil.rmtree(w.dir / scratch, ignore_errors=True)
         w.info["test"] = metrics["test"]
@@ -153,4 +159,8 @@ def format_metrics(metrics: dict) -> str:
                 f"{metrics['seconds_per_epoch']:.2f} s/epoch train, {metrics['eval_seconds_per_epoch']:.2f} s/epoch eval"
                 + (f", peak RSS {metrics['peak_rss_mb']:,.0f} MB" if "peak_rss_mb" in metrics else "")
                 + (f", peak GPU {metrics['peak_gpu_mb']:,.0f} MB" if "peak_gpu_mb" in metrics else ""))
+    if "personalizer" in metrics:
+        p = metrics["personalizer"]
+        rows.append(f"personalizer ({p['mode']}): {p['upper_steps']} upper steps in {p['upper_seconds']:.1f} s, "
+                    f"weights {p.get('weight_mean', float('nan')):.3f} ± {p.get('weight_std', float('nan')):.3f}")
     return "\n".join(rows)

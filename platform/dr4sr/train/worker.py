@@ -38,6 +38,7 @@ class TrainingInput:
     row_weights: np.ndarray | None = None
     store_root: str | None = None
     checkpoint_dir: str | None = None  # where rank 0 keeps `last.pt` for --resume
+    row_sources: Sequence[str] | None = None  # 'original' / 'mined' / 'generated' per row (DR4SR+ fixed rows)
 
 
 def save_checkpoint(directory: str | Path, state: dict) -> Path:
@@ -111,10 +112,19 @@ def run_worker(inp: TrainingInput, ctx: LoopContext) -> dict:
                          original_train=inp.splits.train, store_root=inp.store_root,
                          dataset_fingerprint=inp.splits.fingerprint, training_rows=inp.sequences)
     model = spec.model_cls(model_cfg, build)
-    batcher = TrainBatcher(inp.sequences, cfg.train.batch_size, model.training_mode, inp.splits.max_len,
-                           inp.row_weights, cfg.train.seed, ctx.rank, ctx.world_size)
+    sequences, row_weights, row_fixed, personal = inp.sequences, inp.row_weights, None, None
+    if cfg.personalizer.enabled:
+        from dr4sr.personalizer.setup import PersonalizerSetup  # DR4SR+: a room beside train/, plugged in here
+
+        personal = PersonalizerSetup(cfg.personalizer, inp.sequences, inp.row_weights, inp.row_sources,
+                                     model.training_mode, inp.splits.max_len, cfg.train.batch_size,
+                                     cfg.train.seed, ctx.rank, ctx.world_size)
+        sequences, row_weights, row_fixed = personal.train_rows
+    batcher = TrainBatcher(sequences, cfg.train.batch_size, model.training_mode, inp.splits.max_len,
+                           row_weights, cfg.train.seed, ctx.rank, ctx.world_size, row_fixed)
     aux = spec.auxiliary(model_cfg, inp) if spec.auxiliary is not None else None
-    result = fit(model, batcher, inp.splits, cfg.train, ctx, aux)
+    hook = personal.make_hook(cfg.train.loss, aux) if personal is not None else None
+    result = fit(model, batcher, inp.splits, cfg.train, ctx, aux, hook=hook)
     test, ranks = test_ranks(model, inp.splits, ctx, cfg.train.eval_batch_size)
     valid = {k[len("valid_"):]: v for k, v in result.best_valid.items() if k.startswith("valid_")}
     metrics = {
@@ -124,12 +134,18 @@ def run_worker(inp: TrainingInput, ctx: LoopContext) -> dict:
         "skipped_rows": batcher.skipped_rows, "world_size": ctx.world_size,
         **peak_memory_mb(ctx.device), "history": result.history,
     }
-    return {"metrics": metrics, "ranks": ranks, "model_state": {k: v.cpu() for k, v in model.state_dict().items()}}
+    out = {"metrics": metrics, "ranks": ranks, "model_state": {k: v.cpu() for k, v in model.state_dict().items()}}
+    if personal is not None:
+        table = personal.score_rows(model, ctx.device) if ctx.rank == 0 else None  # the best epoch's weights
+        metrics["personalizer"] = personal.summary(table)
+        out["personalizer"] = {"weights": table, "state": {k: v.cpu() for k, v in hook.scorer.state_dict().items()}}
+    return out
 
 
 def write_outputs(out_dir: str | Path, metrics: dict, ranks: np.ndarray, users: np.ndarray,
-                  model_state: dict | None = None) -> None:
-    """metrics.json + user_metrics.parquet (+ model.pt), each written atomically."""
+                  model_state: dict | None = None, personalizer: dict | None = None) -> None:
+    """metrics.json + user_metrics.parquet (+ model.pt; DR4SR+: personalizer_weights.parquet and
+    personalizer.pt, g_phi's best weights), each written atomically."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -139,6 +155,10 @@ def write_outputs(out_dir: str | Path, metrics: dict, ranks: np.ndarray, users: 
     _atomic(out / "user_metrics.parquet", lambda p: pq.write_table(table, p))
     if model_state is not None:
         _atomic(out / "model.pt", lambda p: _torch_save(model_state, p))
+    if personalizer is not None:
+        weights = pa.table(personalizer["weights"])
+        _atomic(out / "personalizer_weights.parquet", lambda p: pq.write_table(weights, p))
+        _atomic(out / "personalizer.pt", lambda p: _torch_save(personalizer["state"], p))
     _atomic(out / "metrics.json", lambda p: Path(p).write_text(json.dumps(metrics, indent=2, default=json_default)))
 
 

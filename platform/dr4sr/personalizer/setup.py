@@ -1,0 +1,102 @@
+"""How a training worker sets DR4SR+ up: which rows are fixed, which rows the dev loss reads, the
+loop hook, and the outputs (every training target's weight, and the numbers for metrics.json)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from dr4sr.data.batching import TrainBatcher
+from dr4sr.personalizer.bilevel import PersonalizerHook
+from dr4sr.personalizer.config import PersonalizerConfig
+
+DEV_SEED_OFFSET = 7919  # the dev pass shuffles differently from the training pass
+
+
+def fixed_mask(sources: Sequence[str] | None, fixed_sources: Sequence[str], n_rows: int) -> np.ndarray | None:
+    """True for rows whose source is never re-weighted; None when nothing is fixed."""
+    if sources is None or not fixed_sources:
+        return None
+    if len(sources) != n_rows:
+        raise ValueError(f"{len(sources)} row sources for {n_rows} training rows")
+    mask = np.isin(np.asarray(sources, dtype=object), list(fixed_sources))
+    return mask if mask.any() else None
+
+
+def holdout_split(n_rows: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(training rows, held-out dev rows), a seeded split; at least one row on each side."""
+    order = np.random.default_rng([seed, DEV_SEED_OFFSET]).permutation(n_rows)
+    n_dev = min(max(1, int(round(fraction * n_rows))), n_rows - 1)
+    return np.sort(order[n_dev:]), np.sort(order[:n_dev])
+
+
+class PersonalizerSetup:
+    """Built on every worker from the run config and the training rows (the same on every rank)."""
+
+    def __init__(self, cfg: PersonalizerConfig, sequences: Sequence[np.ndarray], row_weights: np.ndarray | None,
+                 sources: Sequence[str] | None, mode: str, max_len: int, batch_size: int, seed: int,
+                 rank: int = 0, world_size: int = 1):
+        self.cfg, self.mode, self.max_len, self.seed = cfg, mode, max_len, seed
+        self.sequences, self.row_weights = list(sequences), row_weights
+        self.fixed = fixed_mask(sources, cfg.fixed_sources, len(self.sequences))
+        train_idx = np.arange(len(self.sequences))
+        dev_idx = train_idx
+        if cfg.dev_batch == "holdout":
+            train_idx, dev_idx = holdout_split(len(self.sequences), cfg.holdout_fraction, seed)
+        self.train_idx = train_idx
+        pick = lambda a, idx: None if a is None else np.asarray(a)[idx]  # noqa: E731
+        self.dev_batcher = TrainBatcher([self.sequences[i] for i in dev_idx], batch_size, mode, max_len,
+                                        pick(row_weights, dev_idx), seed + DEV_SEED_OFFSET, rank, world_size)
+        self.train_rows = ([self.sequences[i] for i in train_idx], pick(row_weights, train_idx),
+                           pick(self.fixed, train_idx))
+        self.hook: PersonalizerHook | None = None
+
+    def make_hook(self, loss: str, aux_loss=None) -> PersonalizerHook:
+        self.hook = PersonalizerHook(self.cfg, loss, self.seed, self.dev_batcher, aux_loss)
+        return self.hook
+
+    @torch.no_grad()
+    def score_rows(self, model, device: torch.device, batch_size: int = 1024) -> dict[str, np.ndarray]:
+        """The noise-free weight g_phi gives every target of every training row, with the model in eval
+        mode: columns row (index into the training rows), position (index of the target item in its
+        row), weight, fixed (kept at 1)."""
+        batcher = TrainBatcher(self.sequences, batch_size, self.mode, self.max_len, None, 0, 0, 1, self.fixed)
+        was_training = model.training
+        model.eval()
+        parts: dict[str, list] = {"row": [], "position": [], "weight": [], "fixed": []}
+        scorer = self.hook.scorer
+        for rows in np.array_split(np.arange(batcher.num_rows), max(1, len(batcher))):
+            batch = batcher.collate(rows).to(device)
+            hidden = model(batch.inputs, batch.lengths, last_only=True) if self.mode == "last" else \
+                model(batch.inputs, batch.lengths)
+            w = scorer(hidden)
+            fixed = torch.zeros(len(rows), dtype=torch.bool, device=device) if batch.fixed is None else batch.fixed
+            w = torch.where(fixed[:, None], torch.ones_like(w), w)
+            real = (batch.targets > 0).cpu().numpy()
+            seq = batcher.row_seq[rows]
+            if self.mode == "last":  # one target per prefix, the item at index row_end
+                pos = batcher.row_end[rows][:, None]
+            else:  # input position j predicts item j + 1 of the (max_len + 1)-cut row
+                pos = np.broadcast_to(np.arange(1, real.shape[1] + 1), real.shape)
+            ii, jj = np.nonzero(real)
+            parts["row"].append(seq[ii])
+            parts["position"].append(np.asarray(pos)[ii, jj])
+            parts["weight"].append(w.float().cpu().numpy()[ii, jj])
+            parts["fixed"].append(fixed.cpu().numpy()[ii])
+        model.train(was_training)
+        return {"row": np.concatenate(parts["row"]).astype(np.int64),
+                "position": np.concatenate(parts["position"]).astype(np.int32),
+                "weight": np.concatenate(parts["weight"]).astype(np.float32),
+                "fixed": np.concatenate(parts["fixed"]).astype(bool)}
+
+    def summary(self, table: dict[str, np.ndarray] | None) -> dict:
+        out = self.hook.summary()
+        out.update(fixed_rows=int(0 if self.fixed is None else self.fixed.sum()), rows=len(self.sequences),
+                   dev_batch=self.cfg.dev_batch)
+        if table is not None:
+            w = table["weight"][~table["fixed"]]
+            out.update(weight_mean=float(w.mean()) if len(w) else float("nan"),
+                       weight_std=float(w.std()) if len(w) else float("nan"),
+                       weighted_targets=int(len(w)))
+        return out
