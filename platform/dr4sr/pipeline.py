@@ -96,7 +96,9 @@ def training_data(req: RunRequest, splits, store: ArtifactStore, regen_overrides
                   "regen_config": dataclasses.asdict(rcfg)}
 
 
-def run_variant(req: RunRequest, out_dir: str | Path, seed: int | None = None, log=print) -> dict:
+def run_variant(req: RunRequest, out_dir: str | Path, seed: int | None = None, log=print, on_epoch=None) -> dict:
+    """`on_epoch(record)` is called after every epoch of the target model's training (not of the stages
+    before it, nor when the train artifact is reused): how a Tune trial reports to ASHA."""
     req.validate()
     target_ov, regen_ov = split_overrides(req.overrides)
     if seed is not None:
@@ -112,7 +114,7 @@ def run_variant(req: RunRequest, out_dir: str | Path, seed: int | None = None, l
     data_id = provenance.get("regenerate_artifact") or provenance.get("mine_artifact") or "original"
     if data_id != "original":
         data_id = f"{provenance['training_data']}:{data_id}"
-    art = cached_train(store, cfg, splits, rows, data_id, req.workers, req.gpus, log)
+    art = cached_train(store, cfg, splits, rows, data_id, req.workers, req.gpus, log, on_epoch)
     return publish_run(art, out_dir, {"variant": req.variant, "dataset": req.dataset,
                                       "data_seconds": prep_seconds, "train_artifact": art.id, **provenance})
 

@@ -102,14 +102,18 @@ class SearchSpace:
 
     def point_request(self, point: dict) -> tuple[dict, dict]:
         """(run settings, nested overrides) of one trial: fixed settings <- the point's values."""
-        run = {"dataset": self.dataset, "backbone": self.backbone, "variant": self.variant}
-        overrides = self.fixed
-        for key, value in point.items():
-            if key in RUN_KEYS:
-                run[key] = value
-            else:
-                overrides = deep_merge(overrides, nest(key, value))
-        return run, overrides
+        return apply_point({"dataset": self.dataset, "backbone": self.backbone, "variant": self.variant},
+                           self.fixed, point)
+
+
+def apply_point(run: dict, fixed: dict, point: dict) -> tuple[dict, dict]:
+    run, overrides = dict(run), fixed
+    for key, value in point.items():
+        if key in RUN_KEYS:
+            run[key] = value
+        else:
+            overrides = deep_merge(overrides, nest(key, value))
+    return run, overrides
 
 
 def nest(key: str, value: Any) -> dict:

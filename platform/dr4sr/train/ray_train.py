@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+from ray.train.v2.api.callback import UserCallback  # this module is imported only when Ray is used
 
 from dr4sr.train.loop import LoopContext
 from dr4sr.train.worker import (CHECKPOINT_NAME, TrainingInput, json_default, load_checkpoint, run_worker,
@@ -64,8 +65,11 @@ class RayTrainContext(LoopContext):
             ray.train.report(report, checkpoint=ray.train.Checkpoint.from_directory(tmp))
 
 
-def ensure_ray() -> None:
-    """Join the cluster this process was submitted to (RAY_ADDRESS), else start a local Ray."""
+def ensure_ray(dashboard: bool = False) -> None:
+    """Join the cluster this process was submitted to (RAY_ADDRESS), else start a local Ray.
+
+    `dashboard=True` starts the local Ray with its dashboard on 127.0.0.1: Tune studies need it, since
+    Train's placement-group cleaner finds dead controllers (ASHA-stopped trials) through the State API."""
     import ray
 
     if ray.is_initialized():
@@ -73,8 +77,22 @@ def ensure_ray() -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if os.environ.get("RAY_ADDRESS"):
         ray.init(address="auto")
+    elif dashboard:
+        ray.init(include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=True)
     else:
         ray.init(include_dashboard=False, log_to_driver=True)
+
+
+class EpochHook(UserCallback):
+    """Runs in the Train controller: passes each per-epoch report of rank 0 to `fn` (which must be
+    picklable); the final `{"done": 1}` report carries no epoch and is not passed on."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def after_report(self, run_context, metrics, checkpoint):
+        if "epoch" in metrics[0]:
+            self.fn(dict(metrics[0]))
 
 
 def _loop_per_worker(config: dict) -> None:
@@ -102,7 +120,7 @@ def _loop_per_worker(config: dict) -> None:
 
 
 def run_on_ray_train(fit_fn, inp, workers: int, use_gpu: bool, storage_path: str, name: str,
-                     resume_state: dict | None = None, cpus_per_worker: float = 1.0) -> dict:
+                     resume_state: dict | None = None, cpus_per_worker: float = 1.0, on_epoch=None) -> dict:
     """Run `fit_fn(inp, ctx)` on `workers` DDP workers; returns {model_state, metrics[, ranks]}."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
@@ -116,7 +134,8 @@ def run_on_ray_train(fit_fn, inp, workers: int, use_gpu: bool, storage_path: str
                                      resources_per_worker=None if use_gpu else {"CPU": cpus_per_worker}),
         run_config=RunConfig(name=name, storage_path=storage_path,
                              checkpoint_config=CheckpointConfig(num_to_keep=2),
-                             failure_config=FailureConfig(max_failures=0)),
+                             failure_config=FailureConfig(max_failures=0),
+                             callbacks=[EpochHook(on_epoch)] if on_epoch is not None else None),
     )
     result = trainer.fit()
     with result.checkpoint.as_directory() as d:
@@ -128,5 +147,6 @@ def run_on_ray_train(fit_fn, inp, workers: int, use_gpu: bool, storage_path: str
 
 
 def run_ray_train(inp: TrainingInput, workers: int, use_gpu: bool, storage_path: str,
-                  name: str, resume_state: dict | None = None, cpus_per_worker: float = 1.0) -> dict:
-    return run_on_ray_train(run_worker, inp, workers, use_gpu, storage_path, name, resume_state, cpus_per_worker)
+                  name: str, resume_state: dict | None = None, cpus_per_worker: float = 1.0, on_epoch=None) -> dict:
+    return run_on_ray_train(run_worker, inp, workers, use_gpu, storage_path, name, resume_state, cpus_per_worker,
+                            on_epoch)

@@ -59,8 +59,9 @@ def check_writable(out_dir: str | Path) -> Path:
 def train_stage(cfg: RunConfig, out_dir: str | Path, splits: Splits | None = None,
                 sequences: Sequence[np.ndarray] | None = None, row_weights: np.ndarray | None = None,
                 workers: int = 1, gpus: bool = False, resume: bool = False, store_root: str | None = None,
-                extra_metrics: dict | None = None, log=print) -> dict:
-    """Train `cfg.backbone` on `sequences` (default: the original training sequences) and test it."""
+                extra_metrics: dict | None = None, log=print, on_epoch=None) -> dict:
+    """Train `cfg.backbone` on `sequences` (default: the original training sequences) and test it.
+    `on_epoch(record)` gets every epoch's record (epoch, loss, valid_*), on the driver."""
     splits = splits or prepare_splits(cfg)  # bad data stops before anything is written
     out = check_writable(out_dir)
     sequences = splits.train if sequences is None else sequences
@@ -76,11 +77,12 @@ def train_stage(cfg: RunConfig, out_dir: str | Path, splits: Splits | None = Non
         from dr4sr.train.ray_train import run_ray_train
 
         storage = str((out / "ray").resolve())
-        result = run_ray_train(inp, workers, gpus, storage, name=f"train-{cfg.backbone}", resume_state=resume_state)
+        result = run_ray_train(inp, workers, gpus, storage, name=f"train-{cfg.backbone}", resume_state=resume_state,
+                               on_epoch=on_epoch)
     else:
         ctx = LoopContext(resolve_device(cfg.train.device),
                           checkpoint_fn=lambda epoch, rec, state: save_checkpoint(ckpt_dir, state),
-                          resume_state=resume_state)
+                          resume_state=resume_state, on_epoch=on_epoch)
         result = run_worker(inp, ctx)
     metrics = dict(result["metrics"])
     metrics["wall_seconds"] = time.time() - started
@@ -98,7 +100,8 @@ def train_key(cfg: RunConfig) -> dict:
 
 
 def cached_train(store: ArtifactStore, cfg: RunConfig, splits: Splits, sequences: Sequence[np.ndarray] | None = None,
-                 data_id: str = "original", workers: int = 1, gpus: bool = False, log=print) -> Artifact:
+                 data_id: str = "original", workers: int = 1, gpus: bool = False, log=print,
+                 on_epoch=None) -> Artifact:
     """A content-addressed `train` artifact: the same config on the same data is trained once."""
     inputs = {"splits": splits.fingerprint, "sequences": data_id}
     found = store.get("train", artifact_id("train", train_key(cfg), inputs))
@@ -107,7 +110,7 @@ def cached_train(store: ArtifactStore, cfg: RunConfig, splits: Splits, sequences
         return found
     with store.create("train", train_key(cfg), inputs) as w:
         metrics = train_stage(cfg, w.dir, splits, sequences, workers=workers, gpus=gpus,
-                              store_root=str(store.root), log=log)
+                              store_root=str(store.root), log=log, on_epoch=on_epoch)
         shutil.rmtree(w.dir / "checkpoints", ignore_errors=True)  # the artifact keeps only the best weights
         w.info["test"] = metrics["test"]
     return w.artifact
