@@ -88,7 +88,48 @@ def cmd_tune(args) -> int:
     return 0
 
 
+def add_grid_args(p: argparse.ArgumentParser) -> None:
+    from dr4sr.search.grid import DATASETS, default_backbones, default_variants
+
+    p.add_argument("--backbones", nargs="+", default=default_backbones())
+    p.add_argument("--datasets", nargs="+", default=list(DATASETS))
+    p.add_argument("--variants", nargs="+", default=default_variants(), help="must include backbone (the baseline)")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--out", required=True, help="grid folder: <dataset>/<backbone>/<variant>-seed<S>, table3.*")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--store", default=None, help="artifact store shared by all runs")
+    p.add_argument("--space", default=None, help="also run this study per (dataset, backbone) cell and retrain "
+                                                 "its best trial with the seeds (variant 'tuned')")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--smoke-test", action="store_true",
+                   help="one seed, each dataset cut to a dense sample of users, 2 epochs, tiny stage budgets")
+    p.add_argument("--gpus-per-run", type=float, default=0.0, help="GPU fraction per run (packs runs on a GPU)")
+    p.add_argument("--dry-run", action="store_true", help="list the runs and which are already finished")
+
+
+def cmd_grid(args) -> int:
+    from dr4sr.search.grid import GridOptions, finished, plan, run_grid
+
+    opts = GridOptions(Path(args.out), args.backbones, args.datasets, args.variants, args.seeds, args.store,
+                       args.data_dir, args.smoke_test, args.space, parse_overrides(args.overrides),
+                       gpus_per_run=args.gpus_per_run)
+    opts.validate()
+    if args.space:
+        resolve_space(argparse.Namespace(space=args.space, dataset=None, backbone=None, overrides=args.overrides))
+    if args.dry_run:
+        runs = plan(opts, {d: d for d in opts.datasets})
+        for r in runs:
+            print(f"{'done' if finished(r.dir(opts.out)) else 'todo'}  {r.label}  -> {r.dir(opts.out)}")
+        print(f"{len(runs)} runs" + (f", plus a {args.space} study per (dataset, backbone) cell" if args.space else ""))
+        return 0
+    summary = run_grid(opts)
+    return 1 if summary["failed"] else 0
+
+
 def register(sub) -> None:
     p = sub.add_parser("tune", help="run a search space as a Ray Tune study (grid / Optuna TPE + ASHA)")
     add_tune_args(p)
     p.set_defaults(func=cmd_tune)
+    p = sub.add_parser("grid", help="the benchmark grid (backbones x datasets x variants x seeds) and Table 3")
+    add_grid_args(p)
+    p.set_defaults(func=cmd_grid)
