@@ -7,6 +7,9 @@ Runs are paired by position (the i-th run of every group is the same seed), so e
 runs as the baseline. Prints the test-metric table of seed means with relative gains, and for every
 group a paired test over users of per-user NDCG@20 (averaged over seeds). `dr4sr compare` does the same
 for the runs it trains itself; this is for runs trained separately (other stores, sessions, machines).
+
+    dr4sr report runs/gamma        # a `dr4sr tune` folder: results.csv, best trial, sweep plots
+    dr4sr report runs/grid         # a `dr4sr grid` folder: table3.md/.tex/.csv
 """
 from __future__ import annotations
 
@@ -55,7 +58,30 @@ def build_report(baseline: list[str], groups: list[tuple[str, list[str]]], k: in
             "table": comparison_table(means, baseline_name)}
 
 
+def report_folder(folder: str) -> int:
+    """A study folder (study.json) or a grid folder (grid.json): rewrite its tables and plots."""
+    path = Path(folder)
+    if (path / "study.json").is_file():
+        from dr4sr.search.results import write_study_report
+
+        write_study_report(path)
+        return 0
+    if (path / "grid.json").is_file():
+        from dr4sr.search.tables import table3_rows, write_table3
+
+        g = json.loads((path / "grid.json").read_text())
+        rows = table3_rows(path, g["datasets"], g["backbones"], g["variants"], g["seeds"], paper=not g["smoke_test"])
+        written = write_table3(rows, path)
+        print((path / "table3.md").read_text() + "wrote " + ", ".join(map(str, written)))
+        return 0
+    raise DR4SRError(f"{path}: neither a study folder (study.json) nor a grid folder (grid.json)")
+
+
 def cmd_report(args) -> int:
+    if args.folder:
+        return report_folder(args.folder)
+    if not args.baseline or not args.run:
+        raise ConfigError("dr4sr report: give a study/grid FOLDER, or --baseline DIR... and --run NAME=DIR,...")
     groups = [parse_group(s) for s in args.run]
     report = build_report(args.baseline, groups)
     print(report["table"])
@@ -68,9 +94,10 @@ def cmd_report(args) -> int:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("report", help="compare finished run directories: table, gains, paired tests")
-    p.add_argument("--baseline", nargs="+", required=True, metavar="DIR", help="baseline runs, one per seed")
-    p.add_argument("--run", action="append", required=True, metavar="NAME=DIR[,DIR...]",
+    p = sub.add_parser("report", help="compare finished run directories, or report a study / grid folder")
+    p.add_argument("folder", nargs="?", default=None, help="a `dr4sr tune` or `dr4sr grid` output folder")
+    p.add_argument("--baseline", nargs="+", metavar="DIR", help="baseline runs, one per seed")
+    p.add_argument("--run", action="append", metavar="NAME=DIR[,DIR...]",
                    help="a group to compare, its runs in the baseline's seed order (repeatable)")
     p.add_argument("--json", default=None, help="also write the report as JSON to this path")
     p.set_defaults(func=cmd_report)

@@ -108,7 +108,7 @@ def add_grid_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_grid(args) -> int:
-    from dr4sr.search.grid import GridOptions, finished, plan, run_grid
+    from dr4sr.search.grid import GridOptions, finished, label, plan, run_grid
 
     opts = GridOptions(Path(args.out), args.backbones, args.datasets, args.variants, args.seeds, args.store,
                        args.data_dir, args.smoke_test, args.space, parse_overrides(args.overrides),
@@ -117,7 +117,7 @@ def cmd_grid(args) -> int:
     if args.space:
         resolve_space(argparse.Namespace(space=args.space, dataset=None, backbone=None, overrides=args.overrides))
     if args.dry_run:
-        runs = plan(opts, {d: d for d in opts.datasets})
+        runs = plan(opts, {label(d): d for d in opts.datasets})
         for r in runs:
             print(f"{'done' if finished(r.dir(opts.out)) else 'todo'}  {r.label}  -> {r.dir(opts.out)}")
         print(f"{len(runs)} runs" + (f", plus a {args.space} study per (dataset, backbone) cell" if args.space else ""))

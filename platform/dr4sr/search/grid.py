@@ -89,20 +89,24 @@ class GridRun:
         return f"{self.dataset}/{self.backbone}/{self.variant}/seed {self.seed}"
 
 
+def label(dataset: str) -> str:
+    """Folder and table name of a dataset: the benchmark name, or a file's stem."""
+    return Path(dataset).stem.lower()
+
+
 def resolve_data(opts: GridOptions) -> dict[str, str]:
-    """Dataset name -> what the runs load: the name itself, or in a smoke test a dense user sample."""
+    """Dataset label -> what the runs load: the name/path itself, or in a smoke test a dense user sample."""
     if not opts.smoke_test:
-        return {d: d for d in opts.datasets}
+        return {label(d): d for d in opts.datasets}
     from dr4sr.search.sample import sample_dataset
 
-    return {d: str(sample_dataset(d, Path(opts.out) / "data", SMOKE_USERS, opts.data_dir, items=SMOKE_ITEMS)
-                   .resolve()) for d in opts.datasets}
+    return {label(d): str(sample_dataset(d, Path(opts.out) / "data", SMOKE_USERS, opts.data_dir,
+                                         items=SMOKE_ITEMS).resolve()) for d in opts.datasets}
 
 
 def plan(opts: GridOptions, data: dict[str, str]) -> list[GridRun]:
     seeds = opts.seeds[:1] if opts.smoke_test else opts.seeds
-    return [GridRun(d, b, v, s, data[d]) for d in opts.datasets for b in opts.backbones
-            for v in opts.variants for s in seeds]
+    return [GridRun(d, b, v, s, data[d]) for d in data for b in opts.backbones for v in opts.variants for s in seeds]
 
 
 def leads(runs: list[GridRun]) -> dict[str, GridRun]:
@@ -175,12 +179,12 @@ def run_grid(opts: GridOptions) -> dict:
     runs = plan(opts, data)
     seeds = sorted({r.seed for r in runs})
     variants = list(opts.variants) + ([TUNED] if opts.space else [])
-    (out / "grid.json").write_text(json.dumps({"datasets": opts.datasets, "backbones": opts.backbones,
+    (out / "grid.json").write_text(json.dumps({"datasets": list(data), "backbones": opts.backbones,
                                                "variants": variants, "seeds": seeds, "smoke_test": opts.smoke_test,
                                                "space": opts.space, "data": data}, indent=2))
 
     def table() -> None:
-        write_table3(table3_rows(out, opts.datasets, opts.backbones, variants, seeds, paper=not opts.smoke_test), out)
+        write_table3(table3_rows(out, list(data), opts.backbones, variants, seeds, paper=not opts.smoke_test), out)
 
     ensure_ray(dashboard=True)  # the per-cell studies' Train runs need the State API (RAY_TUNE_NOTES §3)
     failed = execute(opts, runs, lambda r: request_fields(opts, r), table)

@@ -21,7 +21,7 @@ def tune_cells(opts, data: dict[str, str], seeds: list[int], on_done) -> list[st
     from dr4sr.search.grid import TUNED, GridRun, execute, request_fields
 
     failed, retrain, points = [], [], {}
-    for dataset in opts.datasets:
+    for dataset in data:
         for backbone in opts.backbones:
             space = cell_space(opts.space, data[dataset], backbone, opts.overrides, opts.smoke_test)
             study_dir = Path(opts.out) / "studies" / dataset / backbone
