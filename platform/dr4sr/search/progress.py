@@ -37,6 +37,9 @@ class StudyProgress(Callback):
         self.total = total
         self._eta = None
 
+    def setup(self, **info):
+        self._eta = Eta(self.total, "study")  # at every (re)start of the experiment
+
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._line(trial, "done")
 
@@ -44,7 +47,7 @@ class StudyProgress(Callback):
         self._line(trial, "FAILED")
 
     def _line(self, trial, status: str) -> None:
-        if self._eta is None:  # created lazily: after a restore the clock restarts
+        if self._eta is None:
             self._eta = Eta(self.total, "study")
         last = trial.last_result or {}
         self._eta.step(f"trials ({trial.trial_id} {status} after {last.get('epoch', '?')} epochs)")

@@ -78,6 +78,11 @@ def max_epochs(space: SearchSpace) -> int:
     return build_run_config(space.backbone, space.dataset, target).train.max_epochs
 
 
+def asha_max_t(space: SearchSpace) -> int:
+    """ASHA's top rung: search.asha.max_t, never beyond the trials' train.max_epochs (0 = that)."""
+    return min(space.search.asha.max_t or max_epochs(space), max_epochs(space))
+
+
 def trainable(space: SearchSpace, opts: StudyOptions):
     from ray import tune
 
@@ -100,7 +105,7 @@ def build_tuner(space: SearchSpace, opts: StudyOptions, callbacks=()):
     s = space.search
     scheduler = None
     if s.asha is not None:
-        scheduler = ASHAScheduler(time_attr="epoch", max_t=s.asha.max_t or max_epochs(space),
+        scheduler = ASHAScheduler(time_attr="epoch", max_t=asha_max_t(space),
                                   grace_period=s.asha.grace_period, reduction_factor=s.asha.reduction_factor,
                                   stop_last_trials=False)  # top-rung trials end on their own, cleanly
     param_space: dict = {STUDY_KEY: constants(space, opts)}
@@ -126,7 +131,7 @@ def study_info(space: SearchSpace, opts: StudyOptions) -> dict:
     return {"space": str(space.path), "name": space.name, "objective": space.objective, "kind": space.search.kind,
             "dimensions": [d.key for d in space.dimensions], "dataset": space.dataset, "backbone": space.backbone,
             "variant": space.variant, "smoke_test": opts.smoke_test,
-            "asha": dataclasses.asdict(space.search.asha) if space.search.asha else None,
+            "asha": {**dataclasses.asdict(space.search.asha), "max_t": asha_max_t(space)} if space.search.asha else None,
             "trials_planned": len(space.grid_points()) if space.search.kind == "grid" else space.search.num_trials}
 
 
@@ -151,7 +156,9 @@ def run_study(space: SearchSpace, opts: StudyOptions) -> dict:
         tuner = tune.Tuner.restore(str(exp.resolve()), trainable=trainable(space, opts), resume_errored=True)
     else:
         if exp.exists() and any(exp.iterdir()):
-            raise ConfigError(f"{exp} already holds a study; pass --resume to continue it, or a new --out")
+            hint = ("it has no restorable state yet (killed before the first snapshot): delete it"
+                    if opts.resume else "pass --resume to continue it")
+            raise ConfigError(f"{exp} already holds a study; {hint}, or give a new --out")
         (out / "study.json").write_text(json.dumps(info, indent=2, default=str))
         tuner = build_tuner(space, opts, [StudyProgress(info["trials_planned"])])
     tuner.fit()
