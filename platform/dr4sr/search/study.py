@@ -135,6 +135,21 @@ def study_info(space: SearchSpace, opts: StudyOptions) -> dict:
             "trials_planned": len(space.grid_points()) if space.search.kind == "grid" else space.search.num_trials}
 
 
+def check_fits(space: SearchSpace, opts: StudyOptions) -> None:
+    """Multi-worker trials need their workers' CPUs (1 each) beside the driver's 0.01: on a fixed local
+    Ray that has fewer, the Train run would wait forever (RAY_TUNE_NOTES §3), so stop here instead."""
+    import os
+
+    import ray
+
+    if space.workers <= 1 or os.environ.get("RAY_ADDRESS") or opts.driver_resource:
+        return  # a cluster may autoscale
+    cpus = ray.cluster_resources().get("CPU", 0)
+    if space.workers + 0.01 > cpus:
+        raise ConfigError(f"{space.path}: workers: {space.workers} Ray Train workers (1 CPU each) plus the "
+                          f"trial's driver do not fit this Ray's {cpus:g} CPUs; use workers: 1 here")
+
+
 def run_study(space: SearchSpace, opts: StudyOptions) -> dict:
     """Run (or `resume`) the study; returns the summary that `dr4sr.search.results` writes."""
     from ray import tune
@@ -150,6 +165,7 @@ def run_study(space: SearchSpace, opts: StudyOptions) -> dict:
     exp = out / EXPERIMENT
     info = study_info(space, opts)
     ensure_ray(dashboard=True)  # Train's placement-group cleaner needs the State API (RAY_TUNE_NOTES §3)
+    check_fits(space, opts)
     started = time.time()
     if opts.resume and tune.Tuner.can_restore(str(exp.resolve())):
         print(f"[study] resuming {exp}: finished trials are kept, unfinished ones continue", flush=True)
