@@ -20,25 +20,11 @@ import sys
 import time
 from pathlib import Path
 
+from dr4sr.search.paper import BACKBONE as PAPER  # paper Table 3 (R@10, R@20, N@10, N@20)
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "backbones.txt"
 KEYS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
-
-# Paper Table 3 (R@10, R@20, N@10, N@20), target models trained on the original data.
-PAPER = {
-    "beauty": {"gru4rec": (0.0204, 0.0382, 0.0107, 0.0150), "sasrec": (0.0553, 0.0847, 0.0291, 0.0368),
-               "fmlp": (0.0602, 0.0934, 0.0311, 0.0394), "gcegnn": (0.0570, 0.0859, 0.0311, 0.0384),
-               "cl4srec": (0.0653, 0.0947, 0.0370, 0.0441)},
-    "sports": {"gru4rec": (0.0160, 0.0279, 0.0085, 0.0115), "sasrec": (0.0297, 0.0449, 0.0156, 0.0194),
-               "fmlp": (0.0323, 0.0524, 0.0166, 0.0217), "gcegnn": (0.0311, 0.0476, 0.0167, 0.0211),
-               "cl4srec": (0.0381, 0.0559, 0.0215, 0.0259)},
-    "toys": {"gru4rec": (0.0212, 0.0357, 0.0099, 0.0136), "sasrec": (0.0682, 0.0951, 0.0381, 0.0448),
-             "fmlp": (0.0676, 0.0982, 0.0377, 0.0447), "gcegnn": (0.0697, 0.0958, 0.0403, 0.0469),
-             "cl4srec": (0.0781, 0.1075, 0.0456, 0.0530)},
-    "yelp": {"gru4rec": (0.0215, 0.0364, 0.0105, 0.0143), "sasrec": (0.0289, 0.0488, 0.0143, 0.0193),
-             "fmlp": (0.0297, 0.0495, 0.0143, 0.0197), "gcegnn": (0.0242, 0.0430, 0.0118, 0.0166),
-             "cl4srec": (0.0322, 0.0535, 0.0159, 0.0212)},
-}
 
 
 def run_one(backbone: str, dataset: str, out: Path, overrides: list[str], smoke: bool, threads: int) -> dict:

@@ -23,33 +23,11 @@ import sys
 import time
 from pathlib import Path
 
-from backbones_bench import PAPER  # a sibling script: this folder is sys.path[0] when the script runs
+from dr4sr.search.grid import finished  # shared with jobs/grid.py: a run folder with test metrics is kept
+from dr4sr.search.paper import BACKBONE as PAPER, DR4SR_N20 as PAPER_DR4SR_N20
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "dr4sr_backbones.txt"
-
-# Paper Table 3, NDCG@20 of each target model with DR4SR and with DR4SR+ (its backbone rows are
-# backbones_bench.PAPER).
-PAPER_DR4SR_N20 = {
-    "beauty": {"gru4rec": (0.0177, 0.0194), "sasrec": (0.0395, 0.0412), "fmlp": (0.0421, 0.0449),
-               "gcegnn": (0.0406, 0.0414), "cl4srec": (0.0495, 0.0517)},
-    "sports": {"gru4rec": (0.0135, 0.0151), "sasrec": (0.0220, 0.0235), "fmlp": (0.0230, 0.0253),
-               "gcegnn": (0.0230, 0.0238), "cl4srec": (0.0274, 0.0299)},
-    "toys": {"gru4rec": (0.0165, 0.0179), "sasrec": (0.0504, 0.0527), "fmlp": (0.0486, 0.0524),
-             "gcegnn": (0.0498, 0.0521), "cl4srec": (0.0551, 0.0567)},
-    "yelp": {"gru4rec": (0.0156, 0.0164), "sasrec": (0.0202, 0.0211), "fmlp": (0.0210, 0.0231),
-             "gcegnn": (0.0175, 0.0184), "cl4srec": (0.0229, 0.0241)},
-}
-
-
-def finished(run_dir: Path) -> bool:
-    path = run_dir / "metrics.json"
-    if not path.is_file():
-        return False
-    try:
-        return "test" in json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return False
 
 
 def run_command(args, backbone: str, variant: str, seed: int, run_dir: Path) -> list[str]:

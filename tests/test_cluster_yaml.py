@@ -120,3 +120,16 @@ def test_check_cluster_names_line_and_key(tmp_path, capsys, edit, where):
     line = int(err.split(f"{bad}:")[1].split(":")[0])
     changed = edit[1].splitlines()[-1] if "typo" in edit[1] else edit[1].strip()
     assert changed.split(":")[0] in bad.read_text().splitlines()[line - 1] or "YAML" in where
+
+
+def test_study_drivers_stay_on_the_head_and_trials_fit_gpu_workers(config):
+    """jobs/tune.py --driver-resource TRAIN_DRIVER puts multi-worker trials' drivers on the on-demand head;
+    fractional trials (--gpus-per-trial 0.25) pack onto the spot GPU workers; studies live on the EFS."""
+    types = config["available_node_types"]
+    assert types["head"]["resources"].get("TRAIN_DRIVER", 0) >= 1
+    assert all("TRAIN_DRIVER" not in t["resources"] for n, t in types.items() if n != "head")
+    assert types["gpu_worker"]["resources"]["CPU"] >= 4 * 1  # four 0.25-GPU trials, one CPU each
+    setup = "\n".join(config["setup_commands"])
+    assert "/mnt/dr4sr/studies" in setup and "/mnt/dr4sr/grid" in setup
+    text = CLUSTER_YAML.read_text()
+    assert "jobs/tune.py" in text and "--driver-resource TRAIN_DRIVER" in text and "jobs/grid.py" in text

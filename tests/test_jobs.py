@@ -193,3 +193,49 @@ def test_ray_job_submit_without_token_is_refused(ray_head):
                           env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0
     assert "Missing authentication token" in proc.stdout + proc.stderr
+
+
+# ---------------------------------------------------------------- studies and the grid as jobs (jobs/tune.py, jobs/grid.py)
+
+TINY_SPACE = """\
+dataset: beauty            # replaced by --dataset
+backbone: sasrec
+variant: dr4sr
+set: {regen.k: 2}
+search: {kind: grid}
+dimensions:
+  regenerate.gamma: {grid: [0.0, 1.0]}
+"""
+
+
+def _submit(head: dict, entry: list[str], timeout: float) -> subprocess.CompletedProcess:
+    sid = f"dr4sr-test-{secrets.token_hex(4)}"
+    proc = _ray_job(["submit", "--address", head["address"], "--submission-id", sid, "--working-dir", ".",
+                     "--runtime-env-json", '{"env_vars": {"RAY_TRAIN_ENABLE_STATE_TRACKING": "1"}}',
+                     "--", "python", *entry], head, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return proc
+
+
+@pytest.mark.slow  # ~1-2 min: a 2-trial study and a 2-run grid, each as a job on the local head
+def test_tune_and_grid_jobs_smoke(ray_head, tmp_path):
+    data = write_tiny_dataset(tmp_path / "tiny.txt")
+    space = tmp_path / "space.yaml"
+    space.write_text(TINY_SPACE)
+    study, grid = tmp_path / "study", tmp_path / "grid"
+    proc = _submit(ray_head, ["jobs/tune.py", "--space", str(space), "--dataset", str(data), "--out", str(study),
+                              "--store", str(tmp_path / "store"), "--smoke-test"], timeout=500)
+    assert "connected to Ray" in proc.stdout and "2/2 trials" in proc.stdout, proc.stdout[-4000:]
+    import csv
+
+    rows = list(csv.DictReader(open(study / "results.csv")))
+    assert sorted(float(r["regenerate.gamma"]) for r in rows) == [0.0, 1.0]
+    assert all(r["status"] == "finished" for r in rows) and sum(r["best"] == "1" for r in rows) == 1
+    assert (study / "sweep_regenerate_gamma.png").is_file()
+    proc = _submit(ray_head, ["jobs/grid.py", "--datasets", str(data), "--backbones", "sasrec", "--variants",
+                              "backbone", "pattern", "--out", str(grid), "--store", str(tmp_path / "store"),
+                              "--smoke-test"], timeout=400)
+    assert "[grid] 2 runs in" in proc.stdout, proc.stdout[-4000:]
+    table = (grid / "table3.md").read_text()
+    assert "| tiny | sasrec | backbone | 1 |" in table and "| tiny | sasrec | pattern | 1 |" in table
+    assert (grid / "table3.tex").is_file() and (grid / "table3.csv").is_file()

@@ -150,7 +150,9 @@ def prepare_run(req: RunRequest, out_dir: str | Path, seed: int | None = None) -
 
 
 def run_variant(req: RunRequest, out_dir: str | Path, seed: int | None = None, log=print,
-                show_plan: bool = True, prepared: PreparedRun | None = None) -> dict:
+                show_plan: bool = True, prepared: PreparedRun | None = None, on_epoch=None) -> dict:
+    """`on_epoch(record)` is called after every epoch of the target model's training (not of the stages
+    before it, nor when the train artifact is reused): how a Tune trial reports to ASHA."""
     run = prepared or prepare_run(req, out_dir, seed)
     cfg, splits, store, req, name = run.cfg, run.splits, run.store, run.req, run.name
     if show_plan:  # else the caller (compare) shows one plan for all its runs and watches the store itself
@@ -161,7 +163,7 @@ def run_variant(req: RunRequest, out_dir: str | Path, seed: int | None = None, l
     prep_seconds = time.time() - started
     log(f"[{name}] training {req.backbone} ({len(rows):,} rows) -> {out_dir}")
     art = cached_train(store, cfg, splits, None if data_id == "original" else rows.rows, data_id,
-                       req.workers, req.gpus, log, row_sources=rows.sources)
+                       req.workers, req.gpus, log, row_sources=rows.sources, on_epoch=on_epoch)
     if show_plan:
         store.observer = None
     extra = {"variant": name, "dataset": req.dataset, "preset": req.preset, "data_seconds": prep_seconds,

@@ -12,6 +12,9 @@ for the runs it trains itself; this is for runs trained separately (other stores
 
 draws the paper's Figure 4 from DR4SR+ runs (their personalizer_weights.parquet): a weight heatmap over
 25 training rows x positions per run, and each run's weight variance (the first folder of each group).
+
+    dr4sr report runs/gamma        # a `dr4sr tune` folder: results.csv, best trial, sweep plots
+    dr4sr report runs/grid         # a `dr4sr grid` folder: table3.md/.tex/.csv
 """
 from __future__ import annotations
 
@@ -60,7 +63,30 @@ def build_report(baseline: list[str], groups: list[tuple[str, list[str]]], k: in
             "table": comparison_table(means, baseline_name)}
 
 
+def report_folder(folder: str) -> int:
+    """A study folder (study.json) or a grid folder (grid.json): rewrite its tables and plots."""
+    path = Path(folder)
+    if (path / "study.json").is_file():
+        from dr4sr.search.results import write_study_report
+
+        write_study_report(path)
+        return 0
+    if (path / "grid.json").is_file():
+        from dr4sr.search.tables import table3_rows, write_table3
+
+        g = json.loads((path / "grid.json").read_text())
+        rows = table3_rows(path, g["datasets"], g["backbones"], g["variants"], g["seeds"], paper=not g["smoke_test"])
+        written = write_table3(rows, path)
+        print((path / "table3.md").read_text() + "wrote " + ", ".join(map(str, written)))
+        return 0
+    raise DR4SRError(f"{path}: neither a study folder (study.json) nor a grid folder (grid.json)")
+
+
 def cmd_report(args) -> int:
+    if args.folder:
+        return report_folder(args.folder)
+    if not args.run:
+        raise ConfigError("dr4sr report: give a study/grid FOLDER, or --baseline DIR... and --run NAME=DIR,...")
     groups = [parse_group(s) for s in args.run]
     if args.personalizer_figure:
         from dr4sr.personalizer.figure import draw_figure
@@ -83,9 +109,10 @@ def cmd_report(args) -> int:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("report", help="compare finished run directories: table, gains, paired tests")
-    p.add_argument("--baseline", nargs="+", default=None, metavar="DIR", help="baseline runs, one per seed")
-    p.add_argument("--run", action="append", required=True, metavar="NAME=DIR[,DIR...]",
+    p = sub.add_parser("report", help="compare finished run directories, or report a study / grid folder")
+    p.add_argument("folder", nargs="?", default=None, help="a `dr4sr tune` or `dr4sr grid` output folder")
+    p.add_argument("--baseline", nargs="+", metavar="DIR", help="baseline runs, one per seed")
+    p.add_argument("--run", action="append", metavar="NAME=DIR[,DIR...]",
                    help="a group to compare, its runs in the baseline's seed order (repeatable)")
     p.add_argument("--json", default=None, help="also write the report as JSON to this path")
     p.add_argument("--personalizer-figure", default=None, metavar="PNG",

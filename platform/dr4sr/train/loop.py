@@ -30,11 +30,13 @@ class LoopContext:
     show_progress: bool = True
     progress_stream = None  # where epoch lines go (None: stderr); Ray workers send them to the driver
 
-    def __init__(self, device: torch.device | None = None, checkpoint_fn=None, resume_state: dict | None = None):
+    def __init__(self, device: torch.device | None = None, checkpoint_fn=None, resume_state: dict | None = None,
+                 on_epoch: Callable[[dict], None] | None = None):
         self.device = device or torch.device("cpu")
         self._checkpoint_fn = checkpoint_fn
         self.resume_state = resume_state
         self.checkpoint_meta: dict = {}  # what run wrote a checkpoint: checked before resuming from it
+        self._on_epoch = on_epoch  # e.g. a Tune trial's per-epoch report (ASHA decides on it)
 
     def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
         return model
@@ -52,6 +54,8 @@ class LoopContext:
     def end_epoch(self, epoch: int, metrics: dict, state_fn: Callable[[], dict]) -> None:
         if self._checkpoint_fn is not None:
             self._checkpoint_fn(epoch, metrics, {**state_fn(), **self.checkpoint_meta})
+        if self._on_epoch is not None:
+            self._on_epoch(metrics)
 
 
 class LoopHook:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+from ray.train.v2.api.callback import UserCallback  # this module is imported only when Ray is used
 
 from dr4sr.train.loop import LoopContext
 from dr4sr.train.worker import (CHECKPOINT_NAME, TrainingInput, json_default, load_checkpoint, run_worker,
@@ -81,8 +82,11 @@ def verbose() -> bool:
     return os.environ.get("DR4SR_VERBOSE", "") not in ("", "0")
 
 
-def ensure_ray() -> None:
-    """Join the cluster this process was submitted to (RAY_ADDRESS), else start a local Ray."""
+def ensure_ray(dashboard: bool = False) -> None:
+    """Join the cluster this process was submitted to (RAY_ADDRESS), else start a local Ray.
+
+    `dashboard=True` starts the local Ray with its dashboard on 127.0.0.1: Tune studies need it, since
+    Train's placement-group cleaner finds dead controllers (ASHA-stopped trials) through the State API."""
     import logging
 
     import ray
@@ -93,6 +97,8 @@ def ensure_ray() -> None:
     quiet = {} if verbose() else {"log_to_driver": False, "logging_level": logging.ERROR}
     if os.environ.get("RAY_ADDRESS"):
         ray.init(address="auto", **quiet)
+    elif dashboard:
+        ray.init(include_dashboard=True, dashboard_host="127.0.0.1", **{"log_to_driver": True, **quiet})
     else:
         ray.init(include_dashboard=False, **{"log_to_driver": True, **quiet})
 
@@ -130,6 +136,18 @@ class ProgressTail:
             self.stream.write(data[:done].decode(errors="replace"))
             self.stream.flush()
             self.offset += done
+
+
+class EpochHook(UserCallback):
+    """Runs in the Train controller: passes each per-epoch report of rank 0 to `fn` (which must be
+    picklable); the final `{"done": 1}` report carries no epoch and is not passed on."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def after_report(self, run_context, metrics, checkpoint):
+        if "epoch" in metrics[0]:
+            self.fn(dict(metrics[0]))
 
 
 def _loop_per_worker(config: dict) -> None:
@@ -173,7 +191,7 @@ def _report_final(rank: int, directory: str | None) -> None:
 
 def run_on_ray_train(fit_fn, inp, workers: int, use_gpu: bool, storage_path: str, name: str,
                      resume_state: dict | None = None, cpus_per_worker: float = 1.0,
-                     max_failures: int = MAX_FAILURES) -> dict:
+                     max_failures: int = MAX_FAILURES, on_epoch=None) -> dict:
     """Run `fit_fn(inp, ctx)` on `workers` DDP workers; returns {model_state, metrics[, ranks]}.
 
     A worker that dies (a killed process, a lost spot node) makes Ray restart the whole worker group, up
@@ -193,7 +211,8 @@ def run_on_ray_train(fit_fn, inp, workers: int, use_gpu: bool, storage_path: str
         run_config=RunConfig(name=name, storage_path=storage_path,
                              checkpoint_config=CheckpointConfig(num_to_keep=2),
                              failure_config=FailureConfig(max_failures=max_failures),
-                             logging_config=LoggingConfig(log_level="INFO" if verbose() else "ERROR")),
+                             logging_config=LoggingConfig(log_level="INFO" if verbose() else "ERROR"),
+                             callbacks=[EpochHook(on_epoch)] if on_epoch is not None else None),
     )
     with ProgressTail(progress):
         result = trainer.fit()
@@ -210,5 +229,6 @@ def run_on_ray_train(fit_fn, inp, workers: int, use_gpu: bool, storage_path: str
 
 
 def run_ray_train(inp: TrainingInput, workers: int, use_gpu: bool, storage_path: str,
-                  name: str, resume_state: dict | None = None, cpus_per_worker: float = 1.0) -> dict:
-    return run_on_ray_train(run_worker, inp, workers, use_gpu, storage_path, name, resume_state, cpus_per_worker)
+                  name: str, resume_state: dict | None = None, cpus_per_worker: float = 1.0, on_epoch=None) -> dict:
+    return run_on_ray_train(run_worker, inp, workers, use_gpu, storage_path, name, resume_state, cpus_per_worker,
+                            on_epoch)

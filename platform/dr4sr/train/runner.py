@@ -64,8 +64,10 @@ def check_writable(out_dir: str | Path) -> Path:
 def train_stage(cfg: RunConfig, out_dir: str | Path, splits: Splits | None = None,
                 sequences: Sequence[np.ndarray] | None = None, row_weights: np.ndarray | None = None,
                 workers: int = 1, gpus: bool = False, resume: bool = False, store_root: str | None = None,
-                extra_metrics: dict | None = None, log=print, row_sources: Sequence[str] | None = None) -> dict:
-    """Train `cfg.backbone` on `sequences` (default: the original training sequences) and test it."""
+                extra_metrics: dict | None = None, log=print, row_sources: Sequence[str] | None = None,
+                on_epoch=None) -> dict:
+    """Train `cfg.backbone` on `sequences` (default: the original training sequences) and test it.
+    `on_epoch(record)` gets every epoch's record (epoch, loss, valid_*), on the driver."""
     splits = splits or prepare_splits(cfg)  # bad data stops before anything is written
     out = check_writable(out_dir)
     sequences = splits.train if sequences is None else sequences
@@ -86,11 +88,12 @@ def train_stage(cfg: RunConfig, out_dir: str | Path, splits: Splits | None = Non
         if not resume:  # Ray Train resumes any run it finds under (storage, name): start clean
             shutil.rmtree(out / "ray", ignore_errors=True)
         storage = str((out / "ray").resolve())
-        result = run_ray_train(inp, workers, gpus, storage, name=f"train-{cfg.backbone}", resume_state=resume_state)
+        result = run_ray_train(inp, workers, gpus, storage, name=f"train-{cfg.backbone}", resume_state=resume_state,
+                               on_epoch=on_epoch)
     else:  # one worker: the plain loop in this process, on the GPU with --gpus; Ray never starts
         ctx = LoopContext(resolve_device("cuda" if gpus else cfg.train.device),
                           checkpoint_fn=lambda epoch, rec, state: save_checkpoint(ckpt_dir, state),
-                          resume_state=resume_state)
+                          resume_state=resume_state, on_epoch=on_epoch)
         result = run_worker(inp, ctx)
     metrics = dict(result["metrics"])
     metrics["wall_seconds"] = time.time() - started
@@ -117,7 +120,7 @@ def train_inputs(splits: Splits, data_id: str) -> dict:
 
 def cached_train(store: ArtifactStore, cfg: RunConfig, splits: Splits, sequences: Sequence[np.ndarray] | None = None,
                  data_id: str = "original", workers: int = 1, gpus: bool = False, log=print,
-                 row_sources: Sequence[str] | None = None) -> Artifact:
+                 row_sources: Sequence[str] | None = None, on_epoch=None) -> Artifact:
     """A content-addressed `train` artifact: the same config on the same data is trained once.
     `row_sources` (per row, for DR4SR+'s fixed rows) follow from the data, so `data_id` covers them."""
     inputs = train_inputs(splits, data_id)
@@ -131,12 +134,14 @@ def cached_train(store: ArtifactStore, cfg: RunConfig, splits: Splits, sequences
         try:
             metrics = train_stage(cfg, w.dir, splits, sequences, workers=workers, gpus=gpus,
                                   resume=(w.dir / "checkpoints" / CHECKPOINT_NAME).exists(),
-                                  store_root=str(store.root), log=log, row_sources=row_sources)
+                                  store_root=str(store.root), log=log, row_sources=row_sources,
+                                  on_epoch=on_epoch)
         except CheckpointError as exc:
             log(f"discarding the unreadable checkpoint of a killed run ({exc}); training from scratch")
             shutil.rmtree(w.dir / "checkpoints", ignore_errors=True)
             metrics = train_stage(cfg, w.dir, splits, sequences, workers=workers, gpus=gpus,
-                                  store_root=str(store.root), log=log, row_sources=row_sources)
+                                  store_root=str(store.root), log=log, row_sources=row_sources,
+                                  on_epoch=on_epoch)
         for scratch in ("checkpoints", "ray"):  # the artifact keeps only the best weights
             shutil.rmtree(w.dir / scratch, ignore_errors=True)
         w.info["test"] = metrics["test"]

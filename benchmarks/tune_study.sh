@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Run one `dr4sr tune` study with its own store, timed, then how much the shared store saved.
+#   benchmarks/tune_study.sh SPACE OUT [dr4sr tune args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export RAY_USAGE_STATS_ENABLED=0 OMP_NUM_THREADS=1 PYTHONPATH=$PWD/platform
+space=$1 out=$2
+shift 2
+started=$(date +%s)
+.venv/bin/python -m dr4sr.cli tune --space "$space" --out "$out" --store "$out/store" "$@"
+echo "wall: $(( $(date +%s) - started )) s ($(uptime))"
+.venv/bin/python benchmarks/stage_reuse.py "$out" "$out/store"

@@ -1,0 +1,135 @@
+"""`dr4sr tune`: run a search space as a Ray Tune study (grid or Optuna TPE, ASHA), or list it.
+
+    dr4sr tune --space search_spaces/gamma_sweep.yaml --out runs/gamma [--dataset D] [--backbone B]
+               [--smoke-test] [--resume] [--dry-run] [--set KEY=VALUE] [--store DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from dr4sr.config import deep_merge, parse_overrides
+
+
+def add_tune_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--space", required=True, help="a search_spaces/*.yaml file")
+    p.add_argument("--dataset", default=None, help="override the space's dataset (name or path)")
+    p.add_argument("--backbone", default=None, help="override the space's backbone")
+    p.add_argument("--out", required=True, help="study folder (Tune state, trials, results.csv, plots)")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--store", default=None, help="artifact store shared by the trials (default $DR4SR_ARTIFACTS "
+                                                 "or ./artifacts)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="a fixed `dr4sr run` key for every trial (budgets), e.g. --set train.max_epochs=50")
+    p.add_argument("--smoke-test", action="store_true",
+                   help="a user sample, <= 4 trials (3 values per grid key) of 4 epochs, tiny stage budgets")
+    p.add_argument("--resume", action="store_true", help="continue a killed study (Tuner.restore)")
+    p.add_argument("--dry-run", action="store_true", help="print the trials (grid) or the space and exit")
+    p.add_argument("--max-concurrent", type=int, default=None, help="trials at once (default: the space's)")
+    p.add_argument("--gpus-per-trial", type=float, default=0.0, help="fractional GPU per single-worker trial")
+    p.add_argument("--driver-resource", default=None,
+                   help="custom resource for multi-worker trials' drivers (cluster.yaml: TRAIN_DRIVER)")
+
+
+def resolve_space(args):
+    """The space file with the command line's dataset/backbone/--set applied, validated again."""
+    import dataclasses
+
+    from dr4sr.search.space import load_space
+    from dr4sr.search.validate import validate_space
+
+    space = load_space(args.space).with_run(args.dataset, args.backbone)
+    if args.overrides:
+        space = dataclasses.replace(space, fixed=deep_merge(space.fixed, parse_overrides(args.overrides)))
+    return validate_space(space)
+
+
+def describe(space) -> str:
+    s = space.search
+    lines = [f"space {space.name} ({space.path}): {space.variant} / {space.backbone} on {space.dataset}, "
+             f"objective {space.objective} (max), search {s.kind}"
+             + (f", {s.num_trials} trials, TPE seed {s.seed}" if s.kind == "optuna" else "")
+             + (f", ASHA {s.asha}" if s.asha else "")]
+    if space.fixed:
+        lines.append(f"fixed: {json.dumps(space.fixed)}")
+    for d in space.dimensions:
+        lines.append(f"  {d.key}: {d.kind} " + (f"{list(d.values)}" if d.values else f"[{d.low}, {d.high}]"))
+    if s.kind == "grid":
+        points = space.grid_points()
+        lines.append(f"{len(points)} trials:")
+        lines += [f"  {i:3d}  " + ", ".join(f"{k}={v}" for k, v in p.items()) for i, p in enumerate(points)]
+    lines += [f"note: {n}" for n in space.notes]
+    return "\n".join(lines)
+
+
+def study_from_args(args):
+    from dr4sr.search.sample import sample_dataset
+    from dr4sr.search.study import SMOKE_USERS, StudyOptions, smoke_space
+
+    space = resolve_space(args)
+    opts = StudyOptions(Path(args.out), args.store, args.data_dir, args.smoke_test, args.resume,
+                        gpus_per_trial=args.gpus_per_trial, driver_resource=args.driver_resource,
+                        max_concurrent=args.max_concurrent)
+    if args.smoke_test:
+        data = sample_dataset(space.dataset, Path(args.out) / "data", SMOKE_USERS, args.data_dir)
+        space = smoke_space(space, str(data.resolve()))
+    return space, opts
+
+
+def cmd_tune(args) -> int:
+    space, opts = study_from_args(args)
+    print(describe(space), flush=True)
+    if args.dry_run:
+        return 0
+    from dr4sr.search.study import run_study
+
+    run_study(space, opts)
+    return 0
+
+
+def add_grid_args(p: argparse.ArgumentParser) -> None:
+    from dr4sr.search.grid import DATASETS, default_backbones, default_variants
+
+    p.add_argument("--backbones", nargs="+", default=default_backbones())
+    p.add_argument("--datasets", nargs="+", default=list(DATASETS))
+    p.add_argument("--variants", nargs="+", default=default_variants(), help="must include backbone (the baseline)")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--out", required=True, help="grid folder: <dataset>/<backbone>/<variant>-seed<S>, table3.*")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--store", default=None, help="artifact store shared by all runs")
+    p.add_argument("--space", default=None, help="also run this study per (dataset, backbone) cell and retrain "
+                                                 "its best trial with the seeds (variant 'tuned')")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--smoke-test", action="store_true",
+                   help="one seed, each dataset cut to a dense sample of users, 2 epochs, tiny stage budgets")
+    p.add_argument("--gpus-per-run", type=float, default=0.0, help="GPU fraction per run (packs runs on a GPU)")
+    p.add_argument("--dry-run", action="store_true", help="list the runs and which are already finished")
+
+
+def cmd_grid(args) -> int:
+    from dr4sr.search.grid import GridOptions, finished, label, plan, run_grid
+
+    opts = GridOptions(Path(args.out), args.backbones, args.datasets, args.variants, args.seeds, args.store,
+                       args.data_dir, args.smoke_test, args.space, parse_overrides(args.overrides),
+                       gpus_per_run=args.gpus_per_run)
+    opts.validate()
+    if args.space:
+        resolve_space(argparse.Namespace(space=args.space, dataset=None, backbone=None, overrides=args.overrides))
+    if args.dry_run:
+        runs = plan(opts, {label(d): d for d in opts.datasets})
+        for r in runs:
+            print(f"{'done' if finished(r.dir(opts.out)) else 'todo'}  {r.label}  -> {r.dir(opts.out)}")
+        print(f"{len(runs)} runs" + (f", plus a {args.space} study per (dataset, backbone) cell" if args.space else ""))
+        return 0
+    summary = run_grid(opts)
+    return 1 if summary["failed"] else 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("tune", help="run a search space as a Ray Tune study (grid / Optuna TPE + ASHA)")
+    add_tune_args(p)
+    p.set_defaults(func=cmd_tune)
+    p = sub.add_parser("grid", help="the benchmark grid (backbones x datasets x variants x seeds) and Table 3")
+    add_grid_args(p)
+    p.set_defaults(func=cmd_grid)

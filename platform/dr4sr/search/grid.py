@@ -1,0 +1,202 @@
+"""The benchmark grid: backbones x datasets x variants x seeds as Ray tasks in one job, resumable.
+
+Every run is one `dr4sr.pipeline.run_variant` in a Ray task (one CPU, or a GPU fraction), written to
+`<out>/<dataset>/<backbone>/<variant>-seed<S>`; a folder that already holds a finished run is kept and
+skipped, so a killed grid continues where it stopped. Runs share one artifact store; per dataset one
+regenerating run goes first (it mines, trains the SASRec init and pre-trains), the rest then reuse
+those artifacts. `<out>/table3.{md,tex,csv}` is rewritten after every finished run.
+With a search space, each (dataset, backbone) cell also runs that study (one Tuner per cell: Optuna has
+no grid search), its best trial by validation is retrained with the grid's seeds as variant `tuned`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+from dr4sr.errors import ConfigError
+from dr4sr.pipeline import VARIANTS, RunRequest, run_variant
+
+DATASETS = ("beauty", "sports", "toys", "yelp")
+REGENERATING = ("dr4sr", "dr4sr+", "dr4sr-no-diversity")
+SMOKE_USERS, SMOKE_ITEMS = 300, 300
+TUNED = "tuned"
+
+
+def default_backbones() -> list[str]:
+    from dr4sr.models.registry import BACKBONES
+
+    return list(BACKBONES)
+
+
+def default_variants() -> list[str]:
+    # dr4sr+ only where this build has it (it is being added on branch plus)
+    return [v for v in ("backbone", "dr4sr", "dr4sr+", "pattern") if v in VARIANTS]
+
+
+def finished(run_dir: Path) -> bool:
+    """A run folder with test metrics (written last, atomically) is a finished run."""
+    path = Path(run_dir) / "metrics.json"
+    if not path.is_file():
+        return False
+    try:
+        return "test" in json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return False
+
+
+@dataclasses.dataclass
+class GridOptions:
+    out: Path
+    backbones: list[str]
+    datasets: list[str]
+    variants: list[str]
+    seeds: list[int]
+    store: str | None = None
+    data_dir: str | None = None
+    smoke_test: bool = False
+    space: str | None = None  # a search space run in every (dataset, backbone) cell
+    overrides: dict = dataclasses.field(default_factory=dict)  # `--set` for every run
+    cpus_per_run: float = 1.0
+    gpus_per_run: float = 0.0
+
+    def validate(self) -> None:
+        bad = [v for v in self.variants if v not in VARIANTS]
+        if bad:
+            raise ConfigError(f"--variants: unknown {bad[0]!r}; this build has {VARIANTS}")
+        from dr4sr.models.registry import get_backbone
+
+        for b in self.backbones:
+            get_backbone(b)
+        if "backbone" not in self.variants:
+            raise ConfigError("--variants must include 'backbone': Table 3's gains and tests are against it")
+
+
+@dataclasses.dataclass(frozen=True)
+class GridRun:
+    dataset: str  # the name used for folders and tables
+    backbone: str
+    variant: str
+    seed: int
+    data: str  # what RunRequest.dataset gets (a name, or a smoke sample's path)
+
+    def dir(self, out: Path) -> Path:
+        return Path(out) / self.dataset / self.backbone / f"{self.variant}-seed{self.seed}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.dataset}/{self.backbone}/{self.variant}/seed {self.seed}"
+
+
+def label(dataset: str) -> str:
+    """Folder and table name of a dataset: the benchmark name, or a file's stem."""
+    return Path(dataset).stem.lower()
+
+
+def resolve_data(opts: GridOptions) -> dict[str, str]:
+    """Dataset label -> what the runs load: the name/path itself, or in a smoke test a dense user sample."""
+    if not opts.smoke_test:
+        return {label(d): d for d in opts.datasets}
+    from dr4sr.search.sample import sample_dataset
+
+    return {label(d): str(sample_dataset(d, Path(opts.out) / "data", SMOKE_USERS, opts.data_dir,
+                                         items=SMOKE_ITEMS).resolve()) for d in opts.datasets}
+
+
+def plan(opts: GridOptions, data: dict[str, str]) -> list[GridRun]:
+    seeds = opts.seeds[:1] if opts.smoke_test else opts.seeds
+    return [GridRun(d, b, v, s, data[d]) for d in data for b in opts.backbones for v in opts.variants for s in seeds]
+
+
+def leads(runs: list[GridRun]) -> dict[str, GridRun]:
+    """Per dataset, the first regenerating run (SASRec first: its init is SASRec's own backbone run)."""
+    out = {}
+    for r in sorted(runs, key=lambda r: (r.backbone != "sasrec", r.seed)):
+        if r.variant in REGENERATING and r.dataset not in out:
+            out[r.dataset] = r
+    return out
+
+
+def _run_one(fields: dict, run_dir: str, seed: int) -> dict:
+    """Ray task body: one pipeline run; returns what the progress line shows."""
+    label = f"{Path(run_dir).parent.name}/{Path(run_dir).name}"
+    m = run_variant(RunRequest(**fields), run_dir, seed=seed, log=lambda msg: print(f"[{label}] {msg}", flush=True))
+    return {"ndcg@20": m["test"]["ndcg@20"], "epochs": m["epochs"]}
+
+
+def request_fields(opts: GridOptions, run: GridRun, overrides: dict | None = None) -> dict:
+    return {"dataset": run.data, "backbone": run.backbone, "variant": run.variant,
+            "overrides": overrides if overrides is not None else opts.overrides, "data_dir": opts.data_dir,
+            "smoke_test": opts.smoke_test, "store_root": str(Path(opts.store).resolve()) if opts.store else None}
+
+
+def execute(opts: GridOptions, runs: list[GridRun], fields_of, on_done, label: str = "grid") -> list[str]:
+    """Run `runs` as Ray tasks (per dataset its lead first); `on_done()` after each. Returns failures."""
+    import ray
+
+    from dr4sr.search.progress import Eta
+
+    todo = [r for r in runs if not finished(r.dir(opts.out))]
+    print(f"[{label}] {len(runs) - len(todo)} of {len(runs)} runs already finished (kept); {len(todo)} to run",
+          flush=True)
+    task = ray.remote(_run_one).options(num_cpus=opts.cpus_per_run, num_gpus=opts.gpus_per_run, max_retries=0)
+    first = leads(todo)
+    waiting = {d: [r for r in todo if r.dataset == d and r is not first[d]] for d in first}
+    pending, failed, eta = {}, [], Eta(len(todo), label)
+
+    def submit(r: GridRun) -> None:
+        pending[task.remote(fields_of(r), str(r.dir(opts.out)), r.seed)] = r
+
+    for r in todo:
+        if r.dataset not in first or r is first[r.dataset]:
+            submit(r)
+    while pending:
+        (ref,), _ = ray.wait(list(pending), num_returns=1)
+        r = pending.pop(ref)
+        try:
+            out = ray.get(ref)
+            eta.step(f"runs ({r.label}: test N@20 {out['ndcg@20']:.4f}, {out['epochs']} epochs)")
+        except Exception as exc:  # one failed run must not stop the grid; it is listed at the end
+            failed.append(f"{r.label}: {str(exc).strip().splitlines()[-1]}")
+            eta.step(f"runs ({r.label} FAILED)")
+        if first.get(r.dataset) is r:
+            for nxt in waiting.pop(r.dataset, []):
+                submit(nxt)
+        on_done()
+    return failed
+
+
+def run_grid(opts: GridOptions) -> dict:
+    from dr4sr.search.tables import table3_rows, write_table3
+    from dr4sr.train.ray_train import ensure_ray
+
+    opts.validate()
+    out = Path(opts.out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    data = resolve_data(opts)
+    runs = plan(opts, data)
+    seeds = sorted({r.seed for r in runs})
+    variants = list(opts.variants) + ([TUNED] if opts.space else [])
+    (out / "grid.json").write_text(json.dumps({"datasets": list(data), "backbones": opts.backbones,
+                                               "variants": variants, "seeds": seeds, "smoke_test": opts.smoke_test,
+                                               "space": opts.space, "data": data}, indent=2))
+
+    def table() -> None:
+        write_table3(table3_rows(out, list(data), opts.backbones, variants, seeds, paper=not opts.smoke_test), out)
+
+    ensure_ray(dashboard=True)  # the per-cell studies' Train runs need the State API (RAY_TUNE_NOTES §3)
+    failed = execute(opts, runs, lambda r: request_fields(opts, r), table)
+    if opts.space:
+        from dr4sr.search.tuned import tune_cells
+
+        failed += tune_cells(opts, data, seeds, table)
+    table()
+    summary = {"runs": len(runs), "failed": failed, "wall_seconds": round(time.time() - started, 1),
+               "table": str(out / "table3.md")}
+    print((out / "table3.md").read_text(), flush=True)
+    print(f"[grid] {len(runs)} runs in {summary['wall_seconds']:.0f} s; wrote {out}/table3.md, .tex, .csv", flush=True)
+    if failed:
+        print("[grid] failed:\n  " + "\n  ".join(failed), flush=True)
+    return summary

@@ -1,0 +1,86 @@
+"""Check a search space against the real config dataclasses, the way `dr4sr run` will build them."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from dr4sr.config import deep_merge
+from dr4sr.errors import ConfigError
+from dr4sr.pipeline import COMPOSITIONS, REGEN_SECTIONS, TARGET_SECTIONS, VARIANTS, split_overrides
+from dr4sr.search.space import RUN_KEYS, SearchSpace, nest
+
+# sections and variants being built on other branches: a space may name them; it is then parsed but
+# its keys cannot be checked (and the space cannot run) until this build has them
+PENDING_SECTIONS = {"personalizer": "DR4SR+ personalizer (branch plus)"}
+PENDING_VARIANTS = {"dr4sr+": "DR4SR+ (branch plus)"}
+
+
+def check_run(backbone: str, dataset: str, overrides: dict) -> None:
+    """Build every config `run_variant` would build from these settings (raises ConfigError); the
+    regeneration configs are built whatever the variant, so their keys are checked too."""
+    from dr4sr.mining.stage import MineConfig
+    from dr4sr.regen.config import build_regen_config
+    from dr4sr.train.runner import build_run_config
+
+    target, regen = split_overrides(overrides)
+    build_run_config(backbone, dataset, target)
+    rcfg = build_regen_config(regen, Path(dataset).stem.lower())
+    MineConfig.from_dict(dict(rcfg.mine))
+
+
+def _section(key: str) -> str:
+    return key.split(".", 1)[0]
+
+
+def validate_space(space: SearchSpace) -> SearchSpace:
+    path = space.path
+    known = set(TARGET_SECTIONS) | set(REGEN_SECTIONS)
+    notes, pending = [], []
+
+    def usable(key: str, where: str) -> bool:
+        sec = _section(key)
+        if key in RUN_KEYS or sec in known:
+            if key not in RUN_KEYS and "." not in key:
+                raise ConfigError(f"{path}: {where}: expected section.key (e.g. regenerate.gamma), got {key!r}")
+            return True
+        if sec in PENDING_SECTIONS:
+            pending.append(key)
+            note = f"{sec}.* keys not validated: this build has no {PENDING_SECTIONS[sec]} section"
+            if note not in notes:
+                notes.append(note)
+            return False
+        raise ConfigError(f"{path}: {where}: unknown config section {sec!r}; expected one of "
+                          f"{sorted(known)} or {list(RUN_KEYS)}")
+
+    fixed = {}
+    for sec, body in space.fixed.items():
+        if usable(f"{sec}.x", f"set.{sec}"):
+            fixed[sec] = body
+    run_values = {k: [getattr(space, k)] for k in RUN_KEYS}
+    for d in space.dimensions:
+        if d.key in RUN_KEYS:
+            run_values[d.key] = list(d.values)
+    for variant in run_values["variant"]:
+        if variant not in VARIANTS:
+            if variant in PENDING_VARIANTS:
+                pending.append(f"variant={variant}")
+                notes.append(f"variant {variant!r} not validated: this build has no {PENDING_VARIANTS[variant]}")
+                continue
+            raise ConfigError(f"{path}: variant: unknown {variant!r}; expected one of {VARIANTS}")
+    if space.composition not in COMPOSITIONS:
+        raise ConfigError(f"{path}: composition: unknown {space.composition!r}; expected one of {COMPOSITIONS}")
+    dataset = run_values["dataset"][0]
+    for backbone in run_values["backbone"]:
+        try:
+            check_run(str(backbone), dataset, fixed)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: set (backbone {backbone}): {exc}") from None
+        for d in space.dimensions:
+            if d.key in RUN_KEYS or not usable(d.key, f"dimensions.{d.key}"):
+                continue
+            for value in d.candidates():
+                try:
+                    check_run(str(backbone), dataset, deep_merge(fixed, nest(d.key, value)))
+                except ConfigError as exc:
+                    raise ConfigError(f"{path}: dimensions.{d.key} = {value!r}: {exc}") from None
+    return dataclasses.replace(space, notes=notes, unvalidated=tuple(dict.fromkeys(pending)))

@@ -1,0 +1,52 @@
+"""The grid: its plan (leads first), smoke samples, and a tiny grid run that resumes without retraining."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from dr4sr.data.datasets import load_dataset
+from dr4sr.search.grid import GridOptions, GridRun, default_variants, finished, leads, plan, run_grid
+from dr4sr.search.sample import sample_dataset
+
+
+def test_plan_and_leads():
+    opts = GridOptions(Path("/g"), ["gru4rec", "sasrec"], ["toys"], ["backbone", "dr4sr", "pattern"], [0, 1],
+                       smoke_test=True)
+    runs = plan(opts, {"toys": "/data/toys.txt"})
+    assert len(runs) == 6 and {r.seed for r in runs} == {0}  # a smoke test runs one seed
+    lead = leads(runs)["toys"]
+    # the lead regenerates, and is SASRec's: its init is the sasrec backbone run, trained inside the lead
+    assert (lead.backbone, lead.variant) == ("sasrec", "dr4sr")
+    assert runs[0].dir(Path("/g")) == Path("/g/toys/gru4rec/backbone-seed0")
+    assert "dr4sr+" not in default_variants() or default_variants().index("dr4sr+") == 2
+
+
+def test_smoke_sample_is_dense_and_renumbered(tmp_path, tiny_dataset):
+    path = sample_dataset(str(tiny_dataset), tmp_path, users=30, items=20)
+    assert path == tmp_path / "30u" / "tiny.txt"
+    data = load_dataset(str(path))
+    items = np.concatenate(data.sequences)
+    assert data.num_users == 30 and set(items) == set(range(1, data.num_items + 1)) and data.num_items <= 20
+    assert min(len(s) for s in data.sequences) >= 5
+    assert sample_dataset(str(tiny_dataset), tmp_path, users=30, items=20).read_text() == path.read_text()
+
+
+def test_tiny_grid_writes_table3_and_resumes(ray_session, tiny_dataset, tmp_path, capsys):
+    opts = GridOptions(tmp_path / "grid", ["sasrec"], [str(tiny_dataset)], ["backbone", "pattern", "dr4sr"], [0],
+                       store=str(tmp_path / "store"), smoke_test=True, overrides={"regen": {"k": 2}})
+    summary = run_grid(opts)
+    assert summary["failed"] == []
+    runs = [GridRun("tiny", "sasrec", v, 0, "") for v in ("backbone", "pattern", "dr4sr")]
+    assert all(finished(r.dir(opts.out)) for r in runs)
+    table = (opts.out / "table3.md").read_text()
+    assert "| tiny | sasrec | backbone | 1 |" in table and "| tiny | sasrec | dr4sr | 1 |" in table
+    assert json.loads((opts.out / "grid.json").read_text())["datasets"] == ["tiny"]
+    # the SASRec init of dr4sr is the backbone run itself: 3 train artifacts for 3 runs
+    assert len(list((tmp_path / "store" / "train").glob("[!.]*"))) == 3
+    before = (opts.out / "tiny" / "sasrec" / "dr4sr-seed0" / "metrics.json").stat().st_mtime_ns
+    capsys.readouterr()
+    assert run_grid(opts)["failed"] == []
+    assert "3 of 3 runs already finished (kept); 0 to run" in capsys.readouterr().out
+    assert (opts.out / "tiny" / "sasrec" / "dr4sr-seed0" / "metrics.json").stat().st_mtime_ns == before
