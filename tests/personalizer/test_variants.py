@@ -18,6 +18,7 @@ def store(tmp_path_factory):
 
 
 def _run(dataset, out, store, variant, backbone="sasrec", workers=1, extra=()):
+    """A --smoke-test run; `out` ends in -smoke, so the CLI writes there (not to OUT-smoke)."""
     args = ["run", "--dataset", str(dataset), "--out", str(out), "--store", str(store), "--smoke-test",
             "--variant", variant, "--backbone", backbone, "--workers", str(workers)]
     for item in [*ON, *extra]:
@@ -41,28 +42,28 @@ def _check_pattern_outputs(out, metrics):
 
 @pytest.mark.parametrize("backbone", BACKBONES)
 def test_personalizer_on_pattern_data_every_backbone(tiny_dataset, tmp_path, store, backbone):
-    metrics = _run(tiny_dataset, tmp_path / backbone, store, "pattern", backbone)
+    metrics = _run(tiny_dataset, tmp_path / f"{backbone}-smoke", store, "pattern", backbone)
     assert metrics["variant"] == "pattern" and metrics["config"]["personalizer"]["enabled"]
-    _check_pattern_outputs(tmp_path / backbone, metrics)
+    _check_pattern_outputs(tmp_path / f"{backbone}-smoke", metrics)
 
 
 @pytest.mark.slow  # 20-40 s each: a Ray Train start on the shared 2-core machine
 @pytest.mark.parametrize("backbone", BACKBONES)
 def test_personalizer_on_two_workers_every_backbone(tiny_dataset, tmp_path, store, backbone, ray_session):
     # another seed than the local test's, else the shared store hands back that run's train artifact
-    metrics = _run(tiny_dataset, tmp_path / backbone, store, "pattern", backbone, workers=2, extra=["train.seed=1"])
+    metrics = _run(tiny_dataset, tmp_path / f"{backbone}-smoke", store, "pattern", backbone, workers=2, extra=["train.seed=1"])
     assert metrics["world_size"] == 2
-    _check_pattern_outputs(tmp_path / backbone, metrics)
+    _check_pattern_outputs(tmp_path / f"{backbone}-smoke", metrics)
 
 
 @pytest.mark.slow  # the whole regeneration pipeline, 2 epochs per stage
 def test_dr4sr_plus_variant_is_dr4sr_data_with_the_personalizer(tiny_dataset, tmp_path, store):
-    plus = _run(tiny_dataset, tmp_path / "plus", store, "dr4sr+", extra=["regen.k=2"])
-    plain = _run(tiny_dataset, tmp_path / "plain", store, "dr4sr", extra=["regen.k=2", "personalizer.enabled=false"])
+    plus = _run(tiny_dataset, tmp_path / "plus-smoke", store, "dr4sr+", extra=["regen.k=2"])
+    plain = _run(tiny_dataset, tmp_path / "plain-smoke", store, "dr4sr", extra=["regen.k=2", "personalizer.enabled=false"])
     assert plus["variant"] == "dr4sr+" and plus["config"]["personalizer"]["enabled"]
     assert plus["regenerate_artifact"] == plain["regenerate_artifact"]  # the same data recipe
     assert plus["train_rows"] == plain["train_rows"] and plus["train_artifact"] != plain["train_artifact"]
-    assert "personalizer" not in plain and not (tmp_path / "plain" / "personalizer_weights.parquet").exists()
+    assert "personalizer" not in plain and not (tmp_path / "plain-smoke" / "personalizer_weights.parquet").exists()
     assert plus["personalizer"]["fixed_rows"] == plus["rows_by_source"]["mined"]
-    table = pq.read_table(tmp_path / "plus" / "personalizer_weights.parquet").to_pandas()
+    table = pq.read_table(tmp_path / "plus-smoke" / "personalizer_weights.parquet").to_pandas()
     assert len(table) == plus["train_targets"]
