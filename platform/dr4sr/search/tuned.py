@@ -2,6 +2,7 @@
 retrained with the grid's seeds as variant `tuned`, so Table 3 gets a tuned row per cell."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from dr4sr.search.validate import validate_space
 
 def cell_space(space_path: str, data: str, backbone: str, overrides: dict, smoke: bool):
     space = load_space(space_path).with_run(data, backbone)
-    space = validate_space(space.__class__(**{**space.__dict__, "fixed": deep_merge(space.fixed, overrides)}))
+    space = validate_space(dataclasses.replace(space, fixed=deep_merge(space.fixed, overrides)))
     return smoke_space(space, data) if smoke else space
 
 
