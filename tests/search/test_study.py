@@ -94,14 +94,14 @@ def test_tpe_asha_study_is_resumed_without_rerunning_finished_trials(ray_session
                                                 "dimensions": ["regenerate.gamma", "train.lr"],
                                                 "asha": {"max_t": 4}}))
     build_tuner(space, opts, [InterruptAfter(2)]).fit()
-    first = {p.parent.name: p.stat().st_mtime_ns for p in out.glob("trials/*/run/metrics.json")}
+    first = {p.parts[-3]: p.stat().st_mtime_ns for p in out.glob("trials/*/run/metrics.json")}
     started = len(list(out.glob("trials/*/trial.json")))
     assert 1 <= len(first) and started < 5  # interrupted before every trial ran
     summary = run_study(space, StudyOptions(out, str(store), resume=True))
     # the restore went on proposing trials (Tune may drop the one in flight at the interrupt from the count:
     # its searcher state is saved ahead of the experiment state)
     assert started < summary["trials"] <= 5
-    again = {p.parent.name: p.stat().st_mtime_ns for p in out.glob("trials/*/run/metrics.json")}
+    again = {p.parts[-3]: p.stat().st_mtime_ns for p in out.glob("trials/*/run/metrics.json")}
     assert {k: again[k] for k in first} == first  # finished trials were not run again
     # ASHA: every trial that was stopped ran fewer than 4 epochs, and the savings add up
     stopped = [r for r in csv.DictReader(open(out / "results.csv")) if r["status"] == "stopped by ASHA"]
