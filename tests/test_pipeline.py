@@ -54,13 +54,13 @@ def test_paper_era_preset_end_to_end(tiny_dataset, tmp_path):
     common = ["--dataset", str(tiny_dataset), "--store", str(store), "--smoke-test", "--preset", "paper-era",
               "--set", "regen.k=2"]
     assert main(["run", "--variant", "pattern", "--out", str(tmp_path / "pattern"), *common]) == 0
-    pat = json.loads((tmp_path / "pattern" / "metrics.json").read_text())
+    pat = json.loads((tmp_path / "pattern-smoke" / "metrics.json").read_text())  # --smoke-test: own folder
     assert pat["preset"] == "paper-era" and pat["compose"] == {"mined": "all", "dedupe": "none"}
     mine = next((store / "mine").iterdir())
     n_patterns = len(__import__("pyarrow.parquet").parquet.read_table(mine / "patterns.parquet"))
     assert pat["rows_by_source"] == {"original": 60, "mined": n_patterns}  # every mined pattern, concatenated
     assert main(["run", "--variant", "dr4sr", "--out", str(tmp_path / "dr4sr"), *common]) == 0
-    dr = json.loads((tmp_path / "dr4sr" / "metrics.json").read_text())
+    dr = json.loads((tmp_path / "dr4sr-smoke" / "metrics.json").read_text())
     assert dr["preset"] == "paper-era" and dr["regen_config"]["regenerate"]["memories"] == [0]
     assert set(dr["rows_by_source"]) == {"original", "mined", "generated"}
     assert dr["rows_by_source"]["mined"] == n_patterns
