@@ -80,10 +80,3 @@ def test_every_backbone_of_a_backbone_dimension_is_checked(tmp_path):
     path = write(tmp_path, "dimensions:\n  backbone: {grid: [sasrec, gru4rec]}\n  model.num_heads: {grid: [1]}\n")
     with pytest.raises(ConfigError, match="unknown config key 'model.num_heads'"):
         load_space(path)
-
-
-def test_pending_personalizer_section_is_noted_not_an_error(tmp_path):
-    space = load_space(write(tmp_path, "dimensions:\n  personalizer.upper_lr: {grid: [0.001, 0.01]}\n"
-                                       "  regen.k: {grid: [1]}\n"))
-    assert space.unvalidated == ("personalizer.upper_lr",)
-    assert any("personalizer.* keys not validated" in n for n in space.notes)

@@ -82,7 +82,6 @@ class SearchSpace:
     search: SearchConfig = dataclasses.field(default_factory=SearchConfig)
     dimensions: tuple[Dimension, ...] = ()
     notes: list[str] = dataclasses.field(default_factory=list)  # what could not be validated, and why
-    unvalidated: tuple[str, ...] = ()  # keys of sections this build lacks: the space cannot run
 
     @property
     def objective(self) -> str:

@@ -158,8 +158,6 @@ def run_study(space: SearchSpace, opts: StudyOptions) -> dict:
     from dr4sr.search.results import write_study_report
     from dr4sr.train.ray_train import ensure_ray
 
-    if space.unvalidated:
-        raise ConfigError(f"{space.path}: cannot run: {'; '.join(space.notes)} ({', '.join(space.unvalidated)})")
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     exp = out / EXPERIMENT

@@ -9,12 +9,6 @@ from dr4sr.errors import ConfigError
 from dr4sr.pipeline import COMPOSITIONS, REGEN_SECTIONS, TARGET_SECTIONS, VARIANTS, split_overrides
 from dr4sr.search.space import RUN_KEYS, SearchSpace, nest
 
-# sections and variants being built on other branches: a space may name them; it is then parsed but
-# its keys cannot be checked (and the space cannot run) until this build has them
-PENDING_SECTIONS = {"personalizer": "DR4SR+ personalizer (branch plus)"}
-PENDING_VARIANTS = {"dr4sr+": "DR4SR+ (branch plus)"}
-
-
 def check_run(backbone: str, dataset: str, overrides: dict) -> None:
     """Build every config `run_variant` would build from these settings (raises ConfigError); the
     regeneration configs are built whatever the variant, so their keys are checked too."""
@@ -35,7 +29,7 @@ def _section(key: str) -> str:
 def validate_space(space: SearchSpace) -> SearchSpace:
     path = space.path
     known = set(TARGET_SECTIONS) | set(REGEN_SECTIONS)
-    notes, pending = [], []
+    notes: list[str] = []
 
     def usable(key: str, where: str) -> bool:
         sec = _section(key)
@@ -43,12 +37,6 @@ def validate_space(space: SearchSpace) -> SearchSpace:
             if key not in RUN_KEYS and "." not in key:
                 raise ConfigError(f"{path}: {where}: expected section.key (e.g. regenerate.gamma), got {key!r}")
             return True
-        if sec in PENDING_SECTIONS:
-            pending.append(key)
-            note = f"{sec}.* keys not validated: this build has no {PENDING_SECTIONS[sec]} section"
-            if note not in notes:
-                notes.append(note)
-            return False
         raise ConfigError(f"{path}: {where}: unknown config section {sec!r}; expected one of "
                           f"{sorted(known)} or {list(RUN_KEYS)}")
 
@@ -62,10 +50,6 @@ def validate_space(space: SearchSpace) -> SearchSpace:
             run_values[d.key] = list(d.values)
     for variant in run_values["variant"]:
         if variant not in VARIANTS:
-            if variant in PENDING_VARIANTS:
-                pending.append(f"variant={variant}")
-                notes.append(f"variant {variant!r} not validated: this build has no {PENDING_VARIANTS[variant]}")
-                continue
             raise ConfigError(f"{path}: variant: unknown {variant!r}; expected one of {VARIANTS}")
     if space.composition not in COMPOSITIONS:
         raise ConfigError(f"{path}: composition: unknown {space.composition!r}; expected one of {COMPOSITIONS}")
@@ -83,4 +67,4 @@ def validate_space(space: SearchSpace) -> SearchSpace:
                     check_run(str(backbone), dataset, deep_merge(fixed, nest(d.key, value)))
                 except ConfigError as exc:
                     raise ConfigError(f"{path}: dimensions.{d.key} = {value!r}: {exc}") from None
-    return dataclasses.replace(space, notes=notes, unvalidated=tuple(dict.fromkeys(pending)))
+    return dataclasses.replace(space, notes=notes)
