@@ -33,7 +33,7 @@ def space_file(tmp_path, dataset, body, epochs=2):
 
 def artifacts(store):
     return {stage.name: len([p for p in stage.iterdir() if not p.name.startswith(".")])
-            for stage in store.iterdir() if stage.is_dir()}
+            for stage in store.iterdir() if stage.is_dir() and not stage.name.startswith(".")}  # not .locks
 
 
 def test_gamma_study_mines_and_pretrains_once(ray_session, tiny_dataset, tmp_path):
