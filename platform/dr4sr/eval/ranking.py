@@ -42,12 +42,14 @@ def count_higher(user_vecs: torch.Tensor, item_w: torch.Tensor, target: torch.Te
     count = torch.zeros(B, dtype=torch.int64, device=user_vecs.device)
     w_t = item_w.detach().t()
     for i0 in range(0, item_w.size(0), ITEM_BLOCK):
-        s = user_vecs @ w_t[:, i0:i0 + ITEM_BLOCK]
-        count += (s > t).sum(1)
-        inside = valid & (excl >= i0) & (excl < i0 + s.size(1))
+        # s > t as float 0/1, in place: s - t > 0 exactly when s > t (IEEE subtraction of finite values
+        # never rounds a positive difference to 0), and a float row sum is 3x faster than a bool one
+        above = (user_vecs @ w_t[:, i0:i0 + ITEM_BLOCK]).sub_(t).gt_(0)
+        count += above.sum(1).long()  # <= ITEM_BLOCK per row: exact in float32
+        inside = valid & (excl >= i0) & (excl < i0 + above.size(1))
         if inside.any():
-            local = s.gather(1, (excl - i0).clamp(0, s.size(1) - 1))
-            count -= ((local > t) & inside).sum(1)
+            local = above.gather(1, (excl - i0).clamp(0, above.size(1) - 1))
+            count -= ((local > 0) & inside).sum(1)
     return count + 1
 
 

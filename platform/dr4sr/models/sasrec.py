@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from dr4sr.models.base import Backbone, BuildContext, causal_mask, init_weights
+from dr4sr.models.layers import Dropout, encoder_forward
 
 
 @dataclasses.dataclass
@@ -38,7 +39,7 @@ class SASRecEncoder(nn.Module):
         super().__init__()
         self.position_embedding = nn.Embedding(max_len, cfg.hidden_size)
         self.norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         layer = nn.TransformerEncoderLayer(
             cfg.hidden_size, cfg.num_heads, cfg.inner_size, cfg.dropout, activation=cfg.activation,
             layer_norm_eps=cfg.layer_norm_eps, batch_first=True, norm_first=False)
@@ -49,7 +50,7 @@ class SASRecEncoder(nn.Module):
         pos = torch.arange(length, device=item_emb.device)
         x = self.dropout(self.norm(item_emb + self.position_embedding(pos)[None]))
         # right padding + causal mask: real positions never see padding, so no key-padding mask
-        return self.layers(x, mask=causal_mask(length, x.device), is_causal=True)
+        return encoder_forward(self.layers, x, causal_mask(length, x.device))
 
 
 class SASRec(Backbone):

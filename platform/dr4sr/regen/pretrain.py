@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from dr4sr.regen.config import PretrainConfig, RegeneratorConfig
 from dr4sr.regen.model import PAD, Regenerator, init_from_sasrec
 from dr4sr.regen.pairs import PairBatch, PairBatcher, PairData
-from dr4sr.train.loop import LoopContext, resolve_device, state_bytes
+from dr4sr.train.loop import LoopContext, adam, resolve_device, state_bytes
 from dr4sr.train.progress import EpochProgress
 from dr4sr.train.worker import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 
@@ -97,7 +97,7 @@ def pretrain_fit(inp: PretrainInput, ctx: LoopContext, log: Callable[[str], None
     model, copied = build_model(inp)
     model.to(ctx.device)
     net = ctx.wrap(model)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas))
+    opt = adam(model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas))
     train = PairBatcher(inp.train, cfg.batch_size, model.bos, model.eos, cfg.seed, ctx.rank, ctx.world_size)
     valid = PairBatcher(inp.valid, cfg.batch_size, model.bos, model.eos, cfg.seed, ctx.rank, ctx.world_size,
                         shuffle=False) if len(inp.valid) else None

@@ -30,8 +30,9 @@ def next_item_loss(model: Backbone, hidden: torch.Tensor, targets: torch.Tensor,
     item_w = model.item_weights()
     if kind == "bce":
         neg_items = torch.randint(1, model.num_items + 1, pos_items.shape, device=h.device, generator=generator)
-        pos_logit = (h * item_w[pos_items]).sum(-1)
-        neg_logit = (h * item_w[neg_items]).sum(-1)
+        # one lookup for both: its backward builds one dense (items x d) gradient, not two to be added
+        both = F.embedding(torch.cat([pos_items, neg_items]), item_w).view(2, *h.shape)
+        pos_logit, neg_logit = (h[None] * both).sum(-1)
         loss = F.softplus(-pos_logit) + F.softplus(neg_logit)  # -log σ(pos) - log(1 - σ(neg))
     elif kind == "ce":
         logits = h @ item_w.t()
