@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dr4sr.models.base import Backbone, BuildContext, init_weights
+from dr4sr.models.layers import Dropout
 
 
 @dataclasses.dataclass
@@ -45,7 +46,7 @@ class FilterLayer(nn.Module):
         self.max_len = max_len
         # real and imaginary parts; init as FMLP-Rec (N(0, 0.02))
         self.complex_weight = nn.Parameter(torch.randn(max_len // 2 + 1, cfg.hidden_size, 2) * 0.02)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         self.norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -70,7 +71,7 @@ class FeedForward(nn.Module):
         super().__init__()
         self.up = nn.Linear(cfg.hidden_size, cfg.inner_size)
         self.down = nn.Linear(cfg.inner_size, cfg.hidden_size)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         self.norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -86,7 +87,7 @@ class FMLP(Backbone):
         self.max_len = ctx.max_len
         self.position_embedding = nn.Embedding(ctx.max_len, cfg.hidden_size)
         self.norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         self.layers = nn.ModuleList(
             nn.Sequential(FilterLayer(cfg, ctx.max_len), FeedForward(cfg)) for _ in range(cfg.num_layers))
         init_weights(self)

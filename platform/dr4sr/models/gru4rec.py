@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from dr4sr.models.base import Backbone, BuildContext
+from dr4sr.models.layers import Dropout
 
 
 @dataclasses.dataclass
@@ -26,7 +27,7 @@ class GRU4RecConfig:
 class GRU4Rec(Backbone):
     def __init__(self, cfg: GRU4RecConfig, ctx: BuildContext):
         super().__init__(ctx.num_items, cfg.hidden_size)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         self.gru = nn.GRU(cfg.hidden_size, cfg.gru_size, cfg.num_layers, batch_first=True, bias=False)
         self.proj = nn.Linear(cfg.gru_size, cfg.hidden_size)
         nn.init.xavier_normal_(self.item_embedding.weight)

@@ -5,9 +5,10 @@ SASRec Beauty epoch that was 22% of all time (profile in benchmarks/results/epoc
 `dropout` draws 64 random bits per generator call instead and cuts them into four 16-bit uniforms,
 about 3x faster. On CUDA torch's own kernel is used.
 
-`encoder_forward` runs an `nn.TransformerEncoder` of post-LN `nn.TransformerEncoderLayer`s with the
-same parameters (so state dicts, initialisation and the regenerator's SASRec init copy are
-unchanged), but with that dropout, including on the attention weights as torch applies it.
+`encoder_forward` runs an `nn.TransformerEncoder` of post-LN `nn.TransformerEncoderLayer`s: in training
+layer by layer over the same parameters (so state dicts, initialisation and the regenerator's SASRec
+init copy are unchanged) with that dropout, including on the attention weights as torch applies it;
+in eval through torch's module itself.
 """
 from __future__ import annotations
 
@@ -72,10 +73,20 @@ def encoder_layer_forward(layer: nn.TransformerEncoderLayer, x: torch.Tensor,
 
 
 def encoder_forward(stack: nn.TransformerEncoder, x: torch.Tensor, attn_mask: torch.Tensor | None = None,
-                    key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+                    key_padding_mask: torch.Tensor | None = None, is_causal: bool = False) -> torch.Tensor:
     """`stack(x, mask=attn_mask, src_key_padding_mask=key_padding_mask)`, both masks True = blocked.
 
-    attn_mask (L, L); key_padding_mask (B, L) True at padding."""
+    attn_mask (L, L); key_padding_mask (B, L) True at padding. In training the layers run through
+    `functional_encoder_forward` (the fast dropout); in eval torch's own fused inference path runs,
+    so evaluation and regeneration compute exactly what they did before."""
+    if not stack.training:
+        return stack(x, mask=attn_mask, src_key_padding_mask=key_padding_mask, is_causal=is_causal)
+    return functional_encoder_forward(stack, x, attn_mask, key_padding_mask)
+
+
+def functional_encoder_forward(stack: nn.TransformerEncoder, x: torch.Tensor, attn_mask: torch.Tensor | None = None,
+                               key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """The stack's layers one by one with `encoder_layer_forward` (same parameters, fast dropout)."""
     mask = None
     if attn_mask is not None:
         mask = attn_mask[None, None]

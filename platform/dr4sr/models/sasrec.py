@@ -50,7 +50,7 @@ class SASRecEncoder(nn.Module):
         pos = torch.arange(length, device=item_emb.device)
         x = self.dropout(self.norm(item_emb + self.position_embedding(pos)[None]))
         # right padding + causal mask: real positions never see padding, so no key-padding mask
-        return encoder_forward(self.layers, x, causal_mask(length, x.device))
+        return encoder_forward(self.layers, x, causal_mask(length, x.device), is_causal=True)
 
 
 class SASRec(Backbone):

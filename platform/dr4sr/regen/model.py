@@ -14,6 +14,7 @@ from torch import nn
 
 from dr4sr.errors import DR4SRError
 from dr4sr.models.base import init_weights
+from dr4sr.models.layers import Dropout, dropout, encoder_forward
 from dr4sr.regen.config import RegeneratorConfig
 
 PAD = 0
@@ -54,9 +55,14 @@ class Attention(nn.Module):
             if mask is not None:
                 w = w.masked_fill(~mask, float("-inf"))
             o = w.softmax(-1) @ v
+        elif self.training and self.dropout > 0:
+            # attention dropout by hand: SDPA's CPU dropout draws with the slow bernoulli_
+            w = (q * self.dh ** -0.5) @ k.transpose(-1, -2)
+            if mask is not None:
+                w = w.masked_fill(~mask, float("-inf"))
+            o = dropout(w.softmax(-1), self.dropout) @ v
         else:
-            p = self.dropout if self.training else 0.0
-            o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+            o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.out(o.transpose(1, 2).reshape(b, t, d))
 
 
@@ -69,9 +75,9 @@ class DecoderLayer(nn.Module):
         self.self_attn = Attention(d, cfg.num_heads, cfg.dropout)
         self.cross_attn = Attention(d, cfg.num_heads, cfg.dropout)
         self.ffn = nn.Sequential(nn.Linear(d, cfg.inner_size), nn.GELU() if cfg.activation == "gelu" else nn.ReLU(),
-                                 nn.Dropout(cfg.dropout), nn.Linear(cfg.inner_size, d))
+                                 Dropout(cfg.dropout), nn.Linear(cfg.inner_size, d))
         self.norms = nn.ModuleList(nn.LayerNorm(d, eps=cfg.layer_norm_eps) for _ in range(3))
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
 
     def forward(self, x, self_k, self_v, self_mask, mem_k, mem_v, mem_mask):
         x = self.norms[0](x + self.drop(self.self_attn.attend(x, self_k, self_v, self_mask)))
@@ -103,7 +109,7 @@ class Regenerator(nn.Module):
         self.dec_position = nn.Embedding(cfg.max_positions + 1, d)  # BOS + up to max_positions items
         self.dec_norm = nn.LayerNorm(d, eps=cfg.layer_norm_eps)
         self.decoder = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.decoder_layers))
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
         if cfg.diversity:
             act = nn.GELU() if cfg.activation == "gelu" else nn.ReLU()
             self.memory_mlp = nn.Sequential(nn.Linear(d, k * d), act, nn.Linear(k * d, k * d))
@@ -130,8 +136,8 @@ class Regenerator(nn.Module):
         keep = src != PAD
         if causal:
             mask = torch.ones(src.size(1), src.size(1), dtype=torch.bool, device=src.device).triu(1)
-            return enc["layers"](x, mask=mask, src_key_padding_mask=~keep), keep
-        return enc["layers"](x, src_key_padding_mask=~keep), keep
+            return encoder_forward(enc["layers"], x, mask, ~keep), keep
+        return encoder_forward(enc["layers"], x, key_padding_mask=~keep), keep
 
     def memories(self, m: torch.Tensor) -> torch.Tensor:
         """K memories m'_k: (B, K, L, d); the vanilla model has one (m itself)."""
@@ -140,12 +146,26 @@ class Regenerator(nn.Module):
         b, length, d = m.shape
         return self.memory_mlp(m).view(b, length, self.cfg.k, d).transpose(1, 2)
 
+    def mixed_memory(self, m: torch.Tensor, pi: torch.Tensor) -> torch.Tensor:
+        """sum_k pi_k m'_k (B, L, d), = (pi[:, :, None, None] * memories(m)).sum(1) with the mixing moved
+        before the last projection: (sum_k pi_k W2_k) h costs d x Kd per position instead of Kd x Kd
+        (the K memories are never materialised: 3x fewer multiply-adds in the memory MLP, 23% less time)."""
+        first, act, last = self.memory_mlp
+        k, d = self.cfg.k, m.size(-1)
+        h = act(first(m))  # (B, L, K d)
+        # per row: sum_k pi_k W2_k^T as (K d, d), so the batched product needs no transpose copy; the
+        # weight laid out (K d d, K) for F.linear: a K = 5 inner dimension the other way round was 4x slower
+        w2 = last.weight.view(k, d, k * d).permute(2, 1, 0).reshape(k * d * d, k)
+        weight = F.linear(pi, w2).view(-1, k * d, d)  # (B, K d, d)
+        bias = pi @ last.bias.view(k, d)  # (B, d)
+        return torch.baddbmm(bias[:, None, :], h, weight)
+
     def pattern_pi(self, pattern: torch.Tensor, tau: float) -> tuple[torch.Tensor, torch.Tensor]:
         """Soft Gumbel-softmax choice of memory from the target pattern: (pi (B, K), logits (B, K))."""
         keep = pattern != PAD
         pos = torch.arange(pattern.size(1), device=pattern.device)
         x = self.drop(self.pattern_norm(self.item_embedding(pattern) + self.pattern_position(pos)[None]))
-        h = self.pattern_encoder(x, src_key_padding_mask=~keep)
+        h = encoder_forward(self.pattern_encoder, x, key_padding_mask=~keep)
         pooled = (h * keep[..., None]).sum(1) / keep.sum(1, keepdim=True).clamp(min=1)
         logits = self.pi_mlp(pooled)
         pi = F.gumbel_softmax(logits, tau=tau, hard=False) if self.training else F.softmax(logits / tau, -1)
@@ -204,13 +224,12 @@ class Regenerator(nn.Module):
         position is scored against its row's candidates only (the restricted training softmax).
         """
         m, keep = self.encode(src, causal)
-        mems = self.memories(m)
         pi = None
         if self.cfg.diversity:
             pi, _ = self.pattern_pi(pattern, tau)
-            memory = (pi[:, :, None, None] * mems).sum(1)
+            memory = self.mixed_memory(m, pi)
         else:
-            memory = mems[:, 0]
+            memory = m
         hidden = self.decode(dec_in, memory, keep)
         if candidates is not None:
             rows = torch.arange(src.size(0), device=src.device)[:, None].expand_as(select)[select]
