@@ -25,7 +25,9 @@ ALL_MINED = ["--set", "compose.mined=all", "--set", "compose.dedupe=none"]
 # name -> (backbone, `dr4sr run` arguments); every recipe not named *-ce trains with the default BCE loss
 RECIPES: dict[str, tuple[str, list[str]]] = {
     "backbone": ("sasrec", ["--variant", "backbone"]),
-    "pattern-paired": ("sasrec", ["--variant", "pattern"]),  # paired mined patterns + originals, deduplicated
+    "pattern-paired": ("sasrec", ["--variant", "pattern", "--set", "compose.mined=paired",
+                                  "--set", "compose.dedupe=across"]),  # paired mined + originals, deduplicated
+    "pattern-default": ("sasrec", ["--variant", "pattern"]),  # today's default (all mined, concatenated)
     "pattern-paperera": ("sasrec", ["--variant", "pattern", "--preset", "paper-era"]),  # all mined, concatenated
     **{f"mem{k}": ("sasrec", ["--variant", "dr4sr", "--set", f"regenerate.memories=[{k}]", *ALL_MINED])
        for k in range(5)},  # the text-settings regenerator (K=5, 40 epochs), one memory decoded

@@ -44,12 +44,13 @@ def test_dedupe_across_keeps_first_source_none_concatenates():
 
 def test_pattern_rows_and_data_id_follow_the_content(mine_dir):
     train = [_a(1, 2), _a(4, 3, 2)]
-    paired = pattern_rows(train, mine_dir, ComposeConfig())
+    paired = pattern_rows(train, mine_dir, ComposeConfig(mined="paired", dedupe="across"))
     assert [r.tolist() for r in paired.rows] == [[1, 2], [4, 3, 2], [5, 6, 7]]  # [1, 2] once, as original
     every = pattern_rows(train, mine_dir, ComposeConfig(mined="all", dedupe="none"))
     assert len(every) == 6 and every.counts() == {"original": 2, "mined": 4}
     assert paired.data_id("p") != every.data_id("p")
-    assert paired.data_id("p") == pattern_rows(train, mine_dir, ComposeConfig()).data_id("p")
+    assert paired.data_id("p") == pattern_rows(train, mine_dir, ComposeConfig("paired", "across")).data_id("p")
+    assert every.data_id("p") == pattern_rows(train, mine_dir, ComposeConfig()).data_id("p")  # the default: all, none
 
 
 def test_compositions_pick_their_sources():
