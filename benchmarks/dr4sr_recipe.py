@@ -33,6 +33,7 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
        for k in range(5)},  # the text-settings regenerator (K=5, 40 epochs), one memory decoded
     "paperera-g0": ("sasrec", ["--variant", "dr4sr", "--preset", "paper-era"]),
     "paperera-g0.1": ("sasrec", ["--variant", "dr4sr", "--preset", "paper-era", "--set", "regenerate.gamma=0.1"]),
+    "plus-paperera-g0": ("sasrec", ["--variant", "dr4sr+", "--preset", "paper-era"]),  # DR4SR+ on that data
     "gru4rec-backbone": ("gru4rec", ["--variant", "backbone"]),
     "gru4rec-paperera-g0": ("gru4rec", ["--variant", "dr4sr", "--preset", "paper-era"]),
     "ce-backbone": ("sasrec", ["--variant", "backbone", "--set", "train.loss=ce"]),
