@@ -25,21 +25,22 @@ def next_item_loss(model: Backbone, hidden: torch.Tensor, targets: torch.Tensor,
                    generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """hidden: (B, T, d) states aligned with targets (B, T); target 0 = no target at that position."""
     mask = targets > 0
-    h = hidden[mask]  # only real positions: (P, d)
-    pos_items = targets[mask]
     item_w = model.item_weights()
     if kind == "bce":
-        neg_items = torch.randint(1, model.num_items + 1, pos_items.shape, device=h.device, generator=generator)
-        # one lookup for both: its backward builds one dense (items x d) gradient, not two to be added
-        both = F.embedding(torch.cat([pos_items, neg_items]), item_w).view(2, *h.shape)
-        pos_logit, neg_logit = (h[None] * both).sum(-1)
-        loss = F.softplus(-pos_logit) + F.softplus(neg_logit)  # -log σ(pos) - log(1 - σ(neg))
-    elif kind == "ce":
-        logits = h @ item_w.t()
-        logits[:, 0] = float("-inf")  # never predict padding
-        loss = F.cross_entropy(logits, pos_items, reduction="none")
-    else:
+        # dense over all (B, T) positions, padding multiplied out: batches are length-grouped, so the
+        # few padded positions cost less than gathering and scattering the real ones; one embedding
+        # lookup for positives and negatives builds one dense (items x d) gradient, not two
+        neg_items = torch.randint(1, model.num_items + 1, targets.shape, device=hidden.device, generator=generator)
+        both = F.embedding(torch.stack([targets, neg_items]), item_w)  # (2, B, T, d)
+        pos_logit, neg_logit = (hidden[None] * both).sum(-1)
+        per_pos = (F.softplus(-pos_logit) + F.softplus(neg_logit)) * mask  # -log σ(pos) - log(1 - σ(neg))
+        return _reduce(per_pos, mask, weights), per_pos
+    if kind != "ce":
         raise ConfigError(f"unknown loss {kind!r}; expected one of {LOSSES}")
+    h = hidden[mask]  # only real positions: (P, d)
+    logits = h @ item_w.t()
+    logits[:, 0] = float("-inf")  # never predict padding
+    loss = F.cross_entropy(logits, targets[mask], reduction="none")
     per_pos = torch.zeros(targets.shape, dtype=loss.dtype, device=loss.device)
     per_pos[mask] = loss
     return _reduce(per_pos, mask, weights), per_pos
