@@ -60,3 +60,16 @@ def test_sweep_series_mean_and_std_over_seeds(study):
     # gamma 0: seeds 0 and 1 finished (0.9, 0.5); gamma 0.5: only seed 0 (c was stopped)
     assert points[0][0] == 0.0 and points[0][1] == pytest.approx(0.7) and points[0][2] == pytest.approx(0.2)
     assert points[1] == (0.5, pytest.approx(0.2), 0.0, 1)
+
+
+def test_a_trial_cut_off_after_max_t_epochs_is_not_an_asha_stop(study):
+    # e reported all max_t = 4 epochs but has no metrics (interrupted, or stopped at the final rung
+    # before its test): it is incomplete, and ASHA saved nothing on it
+    trial(study, "e", {"regenerate.gamma": 1.0, "train.seed": 0}, [0.1, 0.1, 0.1, 0.1])
+    from dr4sr.search.results import asha_savings
+
+    info, rows = read_study(study)
+    status = {r["trial_id"]: r["status"] for r in rows}
+    assert status["c"] == "stopped by ASHA" and status["e"] == "incomplete"
+    saved = asha_savings(info, rows)
+    assert saved["stopped_by_asha"] == 1 and saved["trial_epochs_saved_by_asha"] == 3

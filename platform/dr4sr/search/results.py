@@ -37,7 +37,12 @@ def read_study(study_dir: str | Path) -> tuple[dict, list[dict]]:
                        **{f"valid_{k}": m["valid"][k] for k in METRICS})
             row["_metrics"] = m
         else:
-            status = "stopped by ASHA" if info.get("asha") and progress else "incomplete"
+            # ASHA stopped it only if it ran fewer than max_t epochs: a trial that reported all max_t
+            # epochs and has no metrics was cut off before its test (interrupt, or the scheduler's
+            # final-rung stop), which saved nothing
+            max_t = (info.get("asha") or {}).get("max_t")
+            early = bool(progress) and (not max_t or len(progress) < max_t)
+            status = "stopped by ASHA" if info.get("asha") and early else "incomplete"
             if (study_dir / "tune" / trial["trial_id"] / "error.txt").is_file():
                 status = "error"
             best = max(progress, key=lambda r: r.get(objective, -1.0)) if progress else {}
