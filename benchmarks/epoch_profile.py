@@ -5,7 +5,7 @@ an epoch's time goes (issue 15, target 1).
     python benchmarks/epoch_profile.py --backbone sasrec --profile 20     # top ops of one epoch
 
 It runs the real training loop's pieces (TrainBatcher, the backbone, next_item_loss, Adam, the
-full-ranking evaluation) without early stopping or checkpoints, so each epoch is timed alone. Both
+full-ranking evaluation; not CL4SRec's auxiliary contrastive loss) without early stopping or checkpoints, so each epoch is timed alone. Both
 wall and process CPU seconds are printed: on a shared machine CPU seconds / threads is the steadier
 figure. The first epoch includes warm-up and is reported separately.
 """
@@ -20,7 +20,7 @@ import torch
 
 from dr4sr.data.batching import TrainBatcher
 from dr4sr.models.base import BuildContext
-from dr4sr.models.registry import build_backbone
+from dr4sr.models.registry import build_backbone, get_backbone
 from dr4sr.train.loop import LoopContext, adam, evaluate
 from dr4sr.train.losses import hidden_for_targets, next_item_loss
 from dr4sr.train.runner import build_run_config, prepare_splits
@@ -53,6 +53,9 @@ def main(argv=None) -> int:
     opt = adam(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     gen = torch.Generator()
     ctx = LoopContext()
+    if get_backbone(cfg.backbone).auxiliary is not None:
+        print(f"note: {cfg.backbone}'s auxiliary objective is NOT included here (next-item loss only); "
+              "time it with a real run (metrics.json seconds_per_epoch)", flush=True)
     print(f"{args.backbone} on {args.dataset}: {batcher.num_rows:,} rows, {batcher.num_targets():,} targets, "
           f"{len(batcher)} batches of {cfg.train.batch_size}; torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, load {os.getloadavg()[0]:.1f}", flush=True)
