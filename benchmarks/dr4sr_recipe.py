@@ -34,6 +34,9 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
     "paperera-g0": ("sasrec", ["--variant", "dr4sr", "--preset", "paper-era"]),
     "paperera-g0.1": ("sasrec", ["--variant", "dr4sr", "--preset", "paper-era", "--set", "regenerate.gamma=0.1"]),
     "plus-paperera-g0": ("sasrec", ["--variant", "dr4sr+", "--preset", "paper-era"]),  # DR4SR+ on that data
+    # its control: no g_phi, every non-mined row weighted 0.5 (what DR4SR+'s learned weights, 0.506 +- 0.013, amount to)
+    "const-paperera-g0": ("sasrec", ["--variant", "dr4sr+", "--preset", "paper-era",
+                                     "--set", "personalizer.mode=constant"]),
     "gru4rec-backbone": ("gru4rec", ["--variant", "backbone"]),
     "gru4rec-paperera-g0": ("gru4rec", ["--variant", "dr4sr", "--preset", "paper-era"]),
     "ce-backbone": ("sasrec", ["--variant", "backbone", "--set", "train.loss=ce"]),

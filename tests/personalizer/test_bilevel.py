@@ -38,6 +38,34 @@ def test_disabled_personalizer_keeps_every_train_artifact_id():
     assert artifact_id("train", train_key(on), inputs) != known["sasrec"]
 
 
+def test_constant_mode_keeps_earlier_dr4sr_plus_ids_and_has_its_own():
+    inputs = {"splits": "x", "sequences": "original"}
+    ids = {extra: artifact_id("train", train_key(build_run_config("sasrec", "beauty", parse_overrides(
+        ["personalizer.enabled=true", *extra]))), inputs)
+        for extra in [(), ("personalizer.constant_weight=0.3",), ("personalizer.mode=constant",),
+                      ("personalizer.mode=constant", "personalizer.constant_weight=0.3")]}
+    assert ids[()] == "48901136b9386ce4"  # the id before constant_weight existed (stop 17)
+    assert ids[("personalizer.constant_weight=0.3",)] == ids[()]  # unused outside mode=constant
+    assert len(set(ids.values())) == 3
+
+
+def test_constant_mode_weights_every_re_weighted_target_the_same(tiny_dataset, tmp_path):
+    cfg = _cfg(tiny_dataset, ["train.max_epochs=2", "train.patience=5", "personalizer.warmup_epochs=0",
+                              "personalizer.mode=constant", "personalizer.constant_weight=0.25"])
+    splits = prepare_splits(cfg)
+    sources = ["mined" if u % 3 == 0 else "original" for u in range(len(splits.train))]
+    m = train_stage(cfg, tmp_path / "run", row_sources=sources, **QUIET)
+    p = m["personalizer"]
+    assert p["mode"] == "constant" and p["upper_steps"] == 0 and p["weighted_steps"] == 2 * 4
+    assert m["history"][1]["personalizer_weight_mean"] == pytest.approx(0.25)
+    assert m["history"][1]["personalizer_weight_std"] == pytest.approx(0.0, abs=1e-6)
+    table = pq.read_table(tmp_path / "run" / "personalizer_weights.parquet").to_pandas()
+    assert np.all(table.loc[table["fixed"], "weight"] == 1.0)
+    assert np.all(table.loc[~table["fixed"], "weight"] == 0.25)
+    with pytest.raises(ConfigError, match=r"personalizer\.constant_weight"):
+        _cfg(tiny_dataset, ["personalizer.constant_weight=1.5"])
+
+
 @pytest.mark.parametrize("item,key", [("personalizer.mode=joint", "personalizer.mode"),
                                       ("personalizer.tlower=3", "personalizer.tlower"),
                                       ("personalizer.t_lower=0", "personalizer.t_lower"),

@@ -58,8 +58,8 @@ class PersonalizerHook(LoopHook):
     def start(self, model, ctx: LoopContext) -> None:
         self.model, self.ctx = model, ctx
         self.scorer = initial_scorer(model.hidden_size, self.cfg, self.seed).to(ctx.device)
-        for p in self.scorer.parameters():  # bilevel: phi only ever changes by upper steps
-            p.requires_grad_(not self.bilevel)
+        for p in self.scorer.parameters():  # bilevel: phi only ever changes by upper steps; constant: never
+            p.requires_grad_(self.cfg.mode == "end-to-end")
         self.opt = torch.optim.SGD(self.scorer.parameters(), lr=self.cfg.lr, momentum=self.cfg.momentum,
                                    weight_decay=self.cfg.weight_decay)
         self.gen = torch.Generator(device=ctx.device)
@@ -67,7 +67,7 @@ class PersonalizerHook(LoopHook):
         self.best = copy.deepcopy(self.scorer.state_dict())
 
     def lower_parameters(self):
-        return [] if self.bilevel else list(self.scorer.parameters())
+        return list(self.scorer.parameters()) if self.cfg.mode == "end-to-end" else []
 
     def active(self, epoch: int) -> bool:
         return epoch >= self.cfg.warmup_epochs
@@ -76,11 +76,19 @@ class PersonalizerHook(LoopHook):
     def batch_weights(self, batch: Batch, hidden: torch.Tensor, noise_step: int) -> torch.Tensor:
         """g_phi's weight of every target (fixed rows 1), times the batch's own row weights if any."""
         h = hidden.detach() if self.cfg.detach_hidden else hidden
-        noise = gumbel_noise(batch.rows.to(h.device), h.size(1), noise_step, self.seed).to(h.device)
-        w = self.scorer(h, noise)
+        if self.cfg.mode == "constant":
+            w = self.weigh(h)
+        else:
+            w = self.weigh(h, gumbel_noise(batch.rows.to(h.device), h.size(1), noise_step, self.seed).to(h.device))
         if batch.fixed is not None:
             w = torch.where(batch.fixed[:, None], torch.ones_like(w), w)
         return w if batch.weights is None else w * batch.weights
+
+    def weigh(self, hidden: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """The weight of every position of `hidden` (B, T, d): g_phi's, or the constant of mode=constant."""
+        if self.cfg.mode == "constant":
+            return torch.full(hidden.shape[:-1], self.cfg.constant_weight, dtype=hidden.dtype, device=hidden.device)
+        return self.scorer(hidden, noise)
 
     def weights(self, batch, hidden, epoch):
         if not self.active(epoch):

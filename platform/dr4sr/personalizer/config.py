@@ -6,7 +6,7 @@ import dataclasses
 from dr4sr.errors import ConfigError
 
 DEV_BATCHES = ("train", "holdout")
-MODES = ("bilevel", "end-to-end")
+MODES = ("bilevel", "end-to-end", "constant")
 SOURCES = ("original", "mined", "generated")
 
 
@@ -28,6 +28,9 @@ class PersonalizerConfig:
     dev_batch: str = "train"  # "train": a fresh shuffled training batch (paper); "holdout": a held-out slice
     holdout_fraction: float = 0.05  # share of training rows held out from theta when dev_batch=holdout
     mode: str = "bilevel"  # "bilevel" (implicit differentiation) or "end-to-end" (ablation: phi on the train loss)
+    # or "constant": no g_phi, every re-weighted target gets `constant_weight` (the control for what
+    # DR4SR+ learns: its weights stay near 0.5 while fixed rows keep 1)
+    constant_weight: float = 0.5
 
     def validate(self) -> None:
         if self.hidden_size < 0:
@@ -51,6 +54,8 @@ class PersonalizerConfig:
             raise ConfigError(f"personalizer.holdout_fraction must be in (0, 1), got {self.holdout_fraction}")
         if self.mode not in MODES:
             raise ConfigError(f"personalizer.mode must be one of {MODES}, got {self.mode!r}")
+        if not 0.0 <= self.constant_weight <= 1.0:
+            raise ConfigError(f"personalizer.constant_weight must be in [0, 1], got {self.constant_weight}")
         bad = sorted(set(self.fixed_sources) - set(SOURCES))
         if bad:
             raise ConfigError(f"personalizer.fixed_sources: unknown source {bad[0]!r}; expected some of {SOURCES}")

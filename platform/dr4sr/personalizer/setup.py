@@ -65,12 +65,11 @@ class PersonalizerSetup:
         was_training = model.training
         model.eval()
         parts: dict[str, list] = {"row": [], "position": [], "weight": [], "fixed": []}
-        scorer = self.hook.scorer
         for rows in np.array_split(np.arange(batcher.num_rows), max(1, len(batcher))):
             batch = batcher.collate(rows).to(device)
             hidden = model(batch.inputs, batch.lengths, last_only=True) if self.mode == "last" else \
                 model(batch.inputs, batch.lengths)
-            w = scorer(hidden)
+            w = self.hook.weigh(hidden)
             fixed = torch.zeros(len(rows), dtype=torch.bool, device=device) if batch.fixed is None else batch.fixed
             w = torch.where(fixed[:, None], torch.ones_like(w), w)
             real = (batch.targets > 0).cpu().numpy()

@@ -111,6 +111,8 @@ def train_key(cfg: RunConfig) -> dict:
     key = {k: v for k, v in to_dict(cfg).items() if k != "data"}
     if not cfg.personalizer.enabled:  # a disabled personalizer changes nothing: keep the ids of older runs
         key.pop("personalizer")
+    elif cfg.personalizer.mode != "constant":  # added in stop 18: ids of earlier DR4SR+ runs stay the same
+        key["personalizer"].pop("constant_weight")
     return key
 
 
