@@ -27,6 +27,13 @@ def _cfg(dataset, extra=(), backbone="sasrec"):
     return build_run_config(backbone, str(dataset), parse_overrides(FAST + list(extra)))
 
 
+def _train_every_third_row_mined(cfg, tmp_path):
+    """(splits, metrics) of a run whose rows 0, 3, 6, ... are mined patterns (fixed at weight 1)."""
+    splits = prepare_splits(cfg)
+    sources = ["mined" if u % 3 == 0 else "original" for u in range(len(splits.train))]
+    return splits, train_stage(cfg, tmp_path / "run", row_sources=sources, **QUIET)
+
+
 def test_disabled_personalizer_keeps_every_train_artifact_id():
     # ids computed before the personalizer section existed (known answers)
     known = {"sasrec": "33321747d4500350", "fmlp": "802b4083aa6ca2c3", "cl4srec": "f18608922ec48392"}
@@ -52,9 +59,7 @@ def test_constant_mode_keeps_earlier_dr4sr_plus_ids_and_has_its_own():
 def test_constant_mode_weights_every_re_weighted_target_the_same(tiny_dataset, tmp_path):
     cfg = _cfg(tiny_dataset, ["train.max_epochs=2", "train.patience=5", "personalizer.warmup_epochs=0",
                               "personalizer.mode=constant", "personalizer.constant_weight=0.25"])
-    splits = prepare_splits(cfg)
-    sources = ["mined" if u % 3 == 0 else "original" for u in range(len(splits.train))]
-    m = train_stage(cfg, tmp_path / "run", row_sources=sources, **QUIET)
+    _, m = _train_every_third_row_mined(cfg, tmp_path)
     p = m["personalizer"]
     assert p["mode"] == "constant" and p["upper_steps"] == 0 and p["weighted_steps"] == 2 * 4
     assert m["history"][1]["personalizer_weight_mean"] == pytest.approx(0.25)
@@ -87,9 +92,7 @@ def test_yaml_defaults_are_the_papers():
 def test_upper_steps_every_t_lower_after_warmup_and_fixed_rows_keep_weight_one(tiny_dataset, tmp_path):
     cfg = _cfg(tiny_dataset, ["train.max_epochs=3", "train.patience=5", "personalizer.warmup_epochs=1",
                               "personalizer.t_lower=3", "personalizer.lr=1.0"])
-    splits = prepare_splits(cfg)
-    sources = ["mined" if u % 3 == 0 else "original" for u in range(len(splits.train))]
-    m = train_stage(cfg, tmp_path / "run", row_sources=sources, **QUIET)
+    splits, m = _train_every_third_row_mined(cfg, tmp_path)
     batches = -(-len(splits.train) // 16)  # 60 rows, batch 16: 4 batches per epoch
     p = m["personalizer"]
     assert p["weighted_steps"] == 2 * batches and p["upper_steps"] == (2 * batches) // 3

@@ -46,6 +46,16 @@ class Dropout(nn.Dropout):
         return dropout(x, self.p, self.training)
 
 
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, blocked: torch.Tensor | None, p: float,
+              training: bool) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d_h), blocked = -inf) with dropout on the weights, then @ v: SDPA's math,
+    by hand because SDPA's CPU dropout draws with the slow bernoulli_. q (B, H, T, d_h), k/v (B, H, S, d_h)."""
+    w = (q * q.size(-1) ** -0.5) @ k.transpose(-1, -2)
+    if blocked is not None:
+        w = w.masked_fill(blocked, float("-inf"))
+    return dropout(w.softmax(-1), p, training) @ v
+
+
 def _self_attention(attn: nn.MultiheadAttention, x: torch.Tensor, mask: torch.Tensor | None,
                     training: bool) -> torch.Tensor:
     """nn.MultiheadAttention(x, x, x) with batch_first; `mask` True = may NOT attend, broadcast to (B, H, L, L)."""
@@ -53,11 +63,7 @@ def _self_attention(attn: nn.MultiheadAttention, x: torch.Tensor, mask: torch.Te
     heads = attn.num_heads
     q, k, v = F.linear(x, attn.in_proj_weight, attn.in_proj_bias).view(b, length, 3, heads, d // heads).permute(
         2, 0, 3, 1, 4)
-    w = (q * (d // heads) ** -0.5) @ k.transpose(-1, -2)
-    if mask is not None:
-        w = w.masked_fill(mask, float("-inf"))
-    w = dropout(w.softmax(-1), attn.dropout, training)
-    o = (w @ v).transpose(1, 2).reshape(b, length, d)
+    o = attention(q, k, v, mask, attn.dropout, training).transpose(1, 2).reshape(b, length, d)
     return F.linear(o, attn.out_proj.weight, attn.out_proj.bias)
 
 

@@ -14,7 +14,7 @@ from torch import nn
 
 from dr4sr.errors import DR4SRError
 from dr4sr.models.base import init_weights
-from dr4sr.models.layers import Dropout, dropout, encoder_forward
+from dr4sr.models.layers import Dropout, attention, encoder_forward
 from dr4sr.regen.config import RegeneratorConfig
 
 PAD = 0
@@ -56,11 +56,7 @@ class Attention(nn.Module):
                 w = w.masked_fill(~mask, float("-inf"))
             o = w.softmax(-1) @ v
         elif self.training and self.dropout > 0:
-            # attention dropout by hand: SDPA's CPU dropout draws with the slow bernoulli_
-            w = (q * self.dh ** -0.5) @ k.transpose(-1, -2)
-            if mask is not None:
-                w = w.masked_fill(~mask, float("-inf"))
-            o = dropout(w.softmax(-1), self.dropout) @ v
+            o = attention(q, k, v, None if mask is None else ~mask, self.dropout, True)
         else:
             o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.out(o.transpose(1, 2).reshape(b, t, d))
