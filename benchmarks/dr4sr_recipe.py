@@ -37,13 +37,22 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
     # its control: no g_phi, every non-mined row weighted 0.5 (what DR4SR+'s learned weights, 0.506 +- 0.013, amount to)
     "const-paperera-g0": ("sasrec", ["--variant", "dr4sr+", "--preset", "paper-era",
                                      "--set", "personalizer.mode=constant"]),
-    "gru4rec-backbone": ("gru4rec", ["--variant", "backbone"]),
-    "gru4rec-paperera-g0": ("gru4rec", ["--variant", "dr4sr", "--preset", "paper-era"]),
+    # the ablation of Table 4: phi trained jointly with theta on the weighted loss (no bi-level)
+    "e2e-paperera-g0": ("sasrec", ["--variant", "dr4sr+", "--preset", "paper-era",
+                                   "--set", "personalizer.mode=end-to-end"]),
+    **{f"{b}-{name}": (b, extra) for b in ("gru4rec", "cl4srec") for name, extra in (
+        ("backbone", ["--variant", "backbone"]),
+        ("paperera-g0", ["--variant", "dr4sr", "--preset", "paper-era"]),
+        ("plus-paperera-g0", ["--variant", "dr4sr+", "--preset", "paper-era"]))},
     "ce-backbone": ("sasrec", ["--variant", "backbone", "--set", "train.loss=ce"]),
     "ce-pattern-paperera": ("sasrec", ["--variant", "pattern", "--preset", "paper-era", "--set", "train.loss=ce"]),
     "ce-paperera-g0": ("sasrec", ["--variant", "dr4sr", "--preset", "paper-era", "--set", "train.loss=ce"]),
 }
-BASELINES = {"gru4rec": "gru4rec-backbone", "ce": "ce-backbone"}  # recipe prefix -> its baseline
+BASELINES = {"gru4rec": "gru4rec-backbone", "cl4srec": "cl4srec-backbone", "ce": "ce-backbone"}  # prefix -> baseline
+# a second comparison for the DR4SR+ recipes: against the DR4SR run on the same rows (or DR4SR+ itself)
+ALSO_AGAINST = {"plus-paperera-g0": "paperera-g0", "const-paperera-g0": "plus-paperera-g0",
+                "e2e-paperera-g0": "plus-paperera-g0", "gru4rec-plus-paperera-g0": "gru4rec-paperera-g0",
+                "cl4srec-plus-paperera-g0": "cl4srec-paperera-g0"}
 
 
 def baseline_of(name: str) -> str:
@@ -69,8 +78,8 @@ def report(args) -> str:
     from dr4sr.report_cli import build_report
 
     root, lines = Path(args.out_root), []
-    for name in RECIPES:
-        base = baseline_of(name)
+    pairs = [(name, baseline_of(name)) for name in RECIPES] + list(ALSO_AGAINST.items())
+    for name, base in pairs:
         if name == base:
             continue
         seeds = [s for s in args.seeds if finished(root / f"{name}-seed{s}") and finished(root / f"{base}-seed{s}")]

@@ -67,6 +67,7 @@ def test_run_keys_as_dimensions_and_cells(tmp_path):
     ("set: {pretrain.max_epoch: 3}\ndimensions: {regen.k: {grid: [1]}}", "set (backbone sasrec): unknown config key 'pretrain.max_epoch'"),
     ("seeds: [0]\ndimensions: {regen.k: {grid: [1]}}", "unknown key 'seeds'"),
     ("dimensions: {}", "dimensions must be a non-empty mapping"),
+    ("preset: paper-eraa\ndimensions: {regen.k: {grid: [1]}}", "preset: unknown preset 'paper-eraa'"),
 ])
 def test_errors_name_file_and_key(tmp_path, body, needle):
     path = write(tmp_path, body + "\n")
@@ -80,3 +81,23 @@ def test_every_backbone_of_a_backbone_dimension_is_checked(tmp_path):
     path = write(tmp_path, "dimensions:\n  backbone: {grid: [sasrec, gru4rec]}\n  model.num_heads: {grid: [1]}\n")
     with pytest.raises(ConfigError, match="unknown config key 'model.num_heads'"):
         load_space(path)
+
+
+def test_a_preset_reaches_every_trial_under_the_fixed_settings(tmp_path):
+    from dr4sr.pipeline import regen_config, split_overrides
+    from dr4sr.search.study import StudyOptions, constants
+    from dr4sr.search.trial import STUDY_KEY, trial_request
+
+    space = load_space(write(tmp_path, """
+        preset: paper-era
+        set: {pretrain.max_epochs: 3}
+        dimensions:
+          regenerate.gamma: {grid: [0.0, 0.3]}
+        """))
+    assert space.preset == "paper-era"
+    req, point = trial_request({STUDY_KEY: constants(space, StudyOptions(tmp_path / "study")), **space.grid_points()[1]})
+    assert req.preset == "paper-era" and point == {"regenerate.gamma": 0.3}
+    cfg = regen_config(req, split_overrides(req.overrides)[1])
+    # the preset's values, under the space's set: and the point
+    assert cfg.pretrain.entropy_weight == 1.0 and cfg.regenerate.memories == [0]
+    assert cfg.pretrain.max_epochs == 3 and cfg.regenerate.gamma == 0.3

@@ -115,7 +115,8 @@ def pretrain_fit(inp: PretrainInput, ctx: LoopContext, log: Callable[[str], None
     tau = temperature(cfg, step, total_steps)
     epoch = start - 1
     t_train = 0.0
-    progress = EpochProgress(cfg.max_epochs, len(train), enabled=ctx.rank == 0 and ctx.show_progress, patience=cfg.patience,
+    progress = EpochProgress(cfg.max_epochs, len(train), enabled=ctx.rank == 0 and ctx.show_progress,
+                             patience=cfg.patience or None,  # 0: a fixed epoch count, no early stop
                              stream=ctx.progress_stream,
                              start_epoch=start)
     for epoch in range(start, cfg.max_epochs):

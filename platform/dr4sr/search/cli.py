@@ -20,6 +20,8 @@ def add_tune_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", default=None)
     p.add_argument("--store", default=None, help="artifact store shared by the trials (default $DR4SR_ARTIFACTS "
                                                  "or ./artifacts)")
+    p.add_argument("--preset", default=None, help="a preset (e.g. paper-era) under the space's set: and --set; "
+                                                  "replaces the space's own preset:")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="a fixed `dr4sr run` key for every trial (budgets), e.g. --set train.max_epochs=50")
     p.add_argument("--smoke-test", action="store_true",
@@ -40,6 +42,8 @@ def resolve_space(args):
     from dr4sr.search.validate import validate_space
 
     space = load_space(args.space).with_run(args.dataset, args.backbone)
+    if getattr(args, "preset", None):
+        space = dataclasses.replace(space, preset=args.preset)
     if args.overrides:
         space = dataclasses.replace(space, fixed=deep_merge(space.fixed, parse_overrides(args.overrides)))
     return validate_space(space)
@@ -51,6 +55,8 @@ def describe(space) -> str:
              f"objective {space.objective} (max), search {s.kind}"
              + (f", {s.num_trials} trials, TPE seed {s.seed}" if s.kind == "optuna" else "")
              + (f", ASHA {s.asha}" if s.asha else "")]
+    if space.preset:
+        lines.append(f"preset: {space.preset}")
     if space.fixed:
         lines.append(f"fixed: {json.dumps(space.fixed)}")
     for d in space.dimensions:
@@ -100,6 +106,7 @@ def add_grid_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", default=None, help="artifact store shared by all runs")
     p.add_argument("--space", default=None, help="also run this study per (dataset, backbone) cell and retrain "
                                                  "its best trial with the seeds (variant 'tuned')")
+    p.add_argument("--preset", default=None, help="a preset (e.g. paper-era) for every run, under --set")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--smoke-test", action="store_true",
                    help="one seed, each dataset cut to a dense sample of users, 2 epochs, tiny stage budgets")
@@ -112,10 +119,11 @@ def cmd_grid(args) -> int:
 
     opts = GridOptions(Path(args.out), args.backbones, args.datasets, args.variants, args.seeds, args.store,
                        args.data_dir, args.smoke_test, args.space, parse_overrides(args.overrides),
-                       gpus_per_run=args.gpus_per_run)
+                       preset=args.preset, gpus_per_run=args.gpus_per_run)
     opts.validate()
     if args.space:
-        resolve_space(argparse.Namespace(space=args.space, dataset=None, backbone=None, overrides=args.overrides))
+        resolve_space(argparse.Namespace(space=args.space, dataset=None, backbone=None, overrides=args.overrides,
+                                         preset=args.preset))
     if args.dry_run:
         runs = plan(opts, {label(d): d for d in opts.datasets})
         for r in runs:

@@ -58,6 +58,7 @@ class GridOptions:
     smoke_test: bool = False
     space: str | None = None  # a search space run in every (dataset, backbone) cell
     overrides: dict = dataclasses.field(default_factory=dict)  # `--set` for every run
+    preset: str | None = None  # a dr4sr.presets name or path under `overrides` (e.g. paper-era)
     cpus_per_run: float = 1.0
     gpus_per_run: float = 0.0
 
@@ -71,6 +72,12 @@ class GridOptions:
             get_backbone(b)
         if "backbone" not in self.variants:
             raise ConfigError("--variants must include 'backbone': Table 3's gains and tests are against it")
+        from dr4sr.presets import load_preset
+
+        try:
+            load_preset(self.preset)
+        except ConfigError as exc:
+            raise ConfigError(f"--preset: {exc}") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,7 +134,8 @@ def _run_one(fields: dict, run_dir: str, seed: int) -> dict:
 
 def request_fields(opts: GridOptions, run: GridRun, overrides: dict | None = None) -> dict:
     return {"dataset": run.data, "backbone": run.backbone, "variant": run.variant,
-            "overrides": overrides if overrides is not None else opts.overrides, "data_dir": opts.data_dir,
+            "overrides": overrides if overrides is not None else opts.overrides, "preset": opts.preset,
+            "data_dir": opts.data_dir,
             "smoke_test": opts.smoke_test, "store_root": str(Path(opts.store).resolve()) if opts.store else None}
 
 

@@ -20,7 +20,7 @@ from dr4sr.train.config import VALID_METRICS
 KINDS = ("choice", "uniform", "loguniform", "int", "grid")
 RUN_KEYS = ("dataset", "backbone", "variant")  # dimensions that pick the run itself, not a config key
 TOP_KEYS = {"name", "description", "dataset", "backbone", "variant", "composition", "workers", "metric",
-            "set", "search", "dimensions"}
+            "preset", "set", "search", "dimensions"}
 
 
 @dataclasses.dataclass
@@ -79,6 +79,7 @@ class SearchSpace:
     workers: int = 1
     metric: str = "ndcg@20"  # validation metric; test metrics never choose a trial
     fixed: dict = dataclasses.field(default_factory=dict)  # nested `dr4sr run` overrides
+    preset: str | None = None  # a dr4sr.presets name or path under `fixed` (e.g. paper-era)
     search: SearchConfig = dataclasses.field(default_factory=SearchConfig)
     dimensions: tuple[Dimension, ...] = ()
     notes: list[str] = dataclasses.field(default_factory=list)  # what could not be validated, and why
@@ -200,7 +201,8 @@ def load_space(path: str | Path) -> SearchSpace:
                         backbone=str(raw.get("backbone", "sasrec")), variant=str(raw.get("variant", "dr4sr")),
                         composition=str(raw.get("composition", "regenerated+mined+original")),
                         workers=int(raw.get("workers", 1)), metric=metric, fixed=_flat_set(path, raw.get("set")),
-                        search=search, dimensions=dims)
+                        preset=None if raw.get("preset") is None else str(raw["preset"]), search=search,
+                        dimensions=dims)
     from dr4sr.search.validate import validate_space
 
     return validate_space(space)

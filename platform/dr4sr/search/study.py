@@ -53,7 +53,8 @@ def smoke_space(space: SearchSpace, dataset_path: str) -> SearchSpace:
 def constants(space: SearchSpace, opts: StudyOptions) -> dict:
     store = str(Path(opts.store).resolve()) if opts.store else None
     return {"run": {"dataset": space.dataset, "backbone": space.backbone, "variant": space.variant},
-            "fixed": space.fixed, "composition": space.composition, "workers": space.workers,
+            "fixed": space.fixed, "preset": space.preset, "composition": space.composition,
+            "workers": space.workers,
             "store": store, "data_dir": opts.data_dir, "out": str(Path(opts.out).resolve())}
 
 

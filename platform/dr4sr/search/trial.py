@@ -47,7 +47,7 @@ def trial_request(config: dict) -> tuple[RunRequest, dict]:
     point = {k: v for k, v in config.items() if k != STUDY_KEY}
     run, overrides = apply_point(study["run"], study["fixed"], point)
     req = RunRequest(run["dataset"], run["backbone"], run["variant"], study["composition"], overrides,
-                     study.get("data_dir"), study["workers"], False, False, study.get("store"))
+                     study.get("data_dir"), study["workers"], False, False, study.get("store"), study.get("preset"))
     return req, point
 
 

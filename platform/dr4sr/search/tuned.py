@@ -12,9 +12,10 @@ from dr4sr.search.study import StudyOptions, run_study, smoke_space
 from dr4sr.search.validate import validate_space
 
 
-def cell_space(space_path: str, data: str, backbone: str, overrides: dict, smoke: bool):
+def cell_space(space_path: str, data: str, backbone: str, overrides: dict, smoke: bool, preset: str | None = None):
     space = load_space(space_path).with_run(data, backbone)
-    space = validate_space(dataclasses.replace(space, fixed=deep_merge(space.fixed, overrides)))
+    space = validate_space(dataclasses.replace(space, fixed=deep_merge(space.fixed, overrides),
+                                               preset=preset or space.preset))
     return smoke_space(space, data) if smoke else space
 
 
@@ -24,7 +25,7 @@ def tune_cells(opts, data: dict[str, str], seeds: list[int], on_done) -> list[st
     failed, retrain, points = [], [], {}
     for dataset in data:
         for backbone in opts.backbones:
-            space = cell_space(opts.space, data[dataset], backbone, opts.overrides, opts.smoke_test)
+            space = cell_space(opts.space, data[dataset], backbone, opts.overrides, opts.smoke_test, opts.preset)
             study_dir = Path(opts.out) / "studies" / dataset / backbone
             print(f"[grid] study {space.name} for {dataset}/{backbone} -> {study_dir}", flush=True)
             summary = run_study(space, StudyOptions(study_dir, opts.store, opts.data_dir, opts.smoke_test,
@@ -39,12 +40,13 @@ def tune_cells(opts, data: dict[str, str], seeds: list[int], on_done) -> list[st
             for seed in seeds:
                 r = GridRun(dataset, backbone, TUNED, seed, run["dataset"])
                 retrain.append(r)
-                points[r] = (run, overrides)
+                points[r] = (run, overrides, space.preset)
 
     def fields(r):
-        run, overrides = points[r]
+        run, overrides, preset = points[r]
         f = request_fields(opts, r, overrides)
-        f.update(variant=run["variant"], dataset=run["dataset"], smoke_test=False)  # the study's budgets
+        # the study's budgets and recipe
+        f.update(variant=run["variant"], dataset=run["dataset"], smoke_test=False, preset=preset)
         return f
 
     return failed + execute(opts, retrain, fields, on_done, label="tuned")

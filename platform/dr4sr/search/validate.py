@@ -9,16 +9,18 @@ from dr4sr.errors import ConfigError
 from dr4sr.pipeline import COMPOSITIONS, REGEN_SECTIONS, TARGET_SECTIONS, VARIANTS, split_overrides
 from dr4sr.search.space import RUN_KEYS, SearchSpace, nest
 
-def check_run(backbone: str, dataset: str, overrides: dict) -> None:
+def check_run(backbone: str, dataset: str, overrides: dict, preset: str | None = None) -> None:
     """Build every config `run_variant` would build from these settings (raises ConfigError); the
     regeneration configs are built whatever the variant, so their keys are checked too."""
     from dr4sr.mining.stage import MineConfig
     from dr4sr.regen.config import build_regen_config
     from dr4sr.train.runner import build_run_config
 
+    from dr4sr.presets import load_preset
+
     target, regen = split_overrides(overrides)
-    build_run_config(backbone, dataset, target)
-    rcfg = build_regen_config(regen, Path(dataset).stem.lower())
+    build_run_config(backbone, dataset, deep_merge(load_preset(preset, TARGET_SECTIONS), target))
+    rcfg = build_regen_config(regen, Path(dataset).stem.lower(), preset)
     MineConfig.from_dict(dict(rcfg.mine))
 
 
@@ -40,6 +42,13 @@ def validate_space(space: SearchSpace) -> SearchSpace:
         raise ConfigError(f"{path}: {where}: unknown config section {sec!r}; expected one of "
                           f"{sorted(known)} or {list(RUN_KEYS)}")
 
+    if space.preset is not None:
+        from dr4sr.presets import load_preset
+
+        try:
+            load_preset(space.preset)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: preset: {exc}") from None
     fixed = {}
     for sec, body in space.fixed.items():
         if usable(f"{sec}.x", f"set.{sec}"):
@@ -56,7 +65,7 @@ def validate_space(space: SearchSpace) -> SearchSpace:
     dataset = run_values["dataset"][0]
     for backbone in run_values["backbone"]:
         try:
-            check_run(str(backbone), dataset, fixed)
+            check_run(str(backbone), dataset, fixed, space.preset)
         except ConfigError as exc:
             raise ConfigError(f"{path}: set (backbone {backbone}): {exc}") from None
         for d in space.dimensions:
@@ -64,7 +73,7 @@ def validate_space(space: SearchSpace) -> SearchSpace:
                 continue
             for value in d.candidates():
                 try:
-                    check_run(str(backbone), dataset, deep_merge(fixed, nest(d.key, value)))
+                    check_run(str(backbone), dataset, deep_merge(fixed, nest(d.key, value)), space.preset)
                 except ConfigError as exc:
                     raise ConfigError(f"{path}: dimensions.{d.key} = {value!r}: {exc}") from None
     return dataclasses.replace(space, notes=notes)
