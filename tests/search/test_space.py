@@ -30,6 +30,7 @@ def test_grid_points_are_the_product_and_route_to_sections(tmp_path):
         """))
     points = space.grid_points()
     assert len(points) == 6 and points[0] == {"regenerate.gamma": 0.0, "regen.k": 1}
+    assert points[1] == {"regenerate.gamma": 0.5, "regen.k": 1}  # Tune's order: the first key varies fastest
     assert points[-1] == {"regenerate.gamma": 0.5, "regen.k": 5}
     run, overrides = space.point_request(points[-1])
     assert run == {"dataset": "beauty", "backbone": "sasrec", "variant": "dr4sr"}

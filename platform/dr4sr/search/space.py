@@ -89,9 +89,11 @@ class SearchSpace:
         return f"valid_{self.metric}"
 
     def grid_points(self) -> list[dict]:
-        """Every combination of the dimensions (kind grid), as {key: value}."""
+        """Every combination of the dimensions (kind grid), as {key: value}, in the order Tune runs them:
+        the first dimension varies fastest (so a sweep's `train.seed` listed last finishes seed 0 first)."""
         dims = [d for d in self.dimensions if d.kind == "grid"]
-        return [dict(zip([d.key for d in dims], combo)) for combo in itertools.product(*[d.values for d in dims])]
+        combos = itertools.product(*[d.values for d in reversed(dims)])
+        return [dict(zip([d.key for d in dims], reversed(combo))) for combo in combos]
 
     def with_run(self, dataset: str | None = None, backbone: str | None = None) -> "SearchSpace":
         """The space for one (dataset, backbone) cell: those dimensions become fixed."""
