@@ -151,8 +151,10 @@ def pretrain_fit(inp: PretrainInput, ctx: LoopContext, log: Callable[[str], None
         record = {"epoch": epoch, "train_loss": train_loss, "valid_loss": val, "tau": tau,
                   "best_epoch": best_epoch, "seconds": time.perf_counter() - t0}
         history.append(record)
+        # without a hold-out (valid_fraction 0) the "best" is tracked on the train loss: say so
+        scored = f"valid {val:.4f}" if valid is not None else "no hold-out"
         progress.line(epoch, best_epoch, record["seconds"],
-                      f"pretrain epoch {epoch:3d} | train {train_loss:.4f} | valid {val:.4f} "
+                      f"pretrain epoch {epoch:3d} | train {train_loss:.4f} | {scored} "
                       f"(best {best:.4f} @ {best_epoch}) | tau {tau:.3f}")
         ctx.end_epoch(epoch, record, lambda: {
             "model": state_bytes(model), "optimizer": opt.state_dict(), "epoch": epoch, "best_loss": best,
