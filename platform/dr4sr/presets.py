@@ -44,3 +44,11 @@ def load_preset(name: str | None, sections: tuple[str, ...] = TARGET_SECTIONS + 
         if not isinstance(value, dict):
             raise ConfigError(f"{path}: section {key!r} must be a mapping")
     return {k: v for k, v in data.items() if k in sections}
+
+
+def check_preset(name: str | None, where: str) -> None:
+    """Load the preset only to validate it; an error is prefixed with `where` (a file and key, an option)."""
+    try:
+        load_preset(name)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None

@@ -72,12 +72,9 @@ class GridOptions:
             get_backbone(b)
         if "backbone" not in self.variants:
             raise ConfigError("--variants must include 'backbone': Table 3's gains and tests are against it")
-        from dr4sr.presets import load_preset
+        from dr4sr.presets import check_preset
 
-        try:
-            load_preset(self.preset)
-        except ConfigError as exc:
-            raise ConfigError(f"--preset: {exc}") from None
+        check_preset(self.preset, "--preset")
 
 
 @dataclasses.dataclass(frozen=True)

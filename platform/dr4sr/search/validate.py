@@ -14,9 +14,8 @@ def check_run(backbone: str, dataset: str, overrides: dict, preset: str | None =
     regeneration configs are built whatever the variant, so their keys are checked too."""
     from dr4sr.mining.stage import MineConfig
     from dr4sr.regen.config import build_regen_config
-    from dr4sr.train.runner import build_run_config
-
     from dr4sr.presets import load_preset
+    from dr4sr.train.runner import build_run_config
 
     target, regen = split_overrides(overrides)
     build_run_config(backbone, dataset, deep_merge(load_preset(preset, TARGET_SECTIONS), target))
@@ -42,13 +41,9 @@ def validate_space(space: SearchSpace) -> SearchSpace:
         raise ConfigError(f"{path}: {where}: unknown config section {sec!r}; expected one of "
                           f"{sorted(known)} or {list(RUN_KEYS)}")
 
-    if space.preset is not None:
-        from dr4sr.presets import load_preset
+    from dr4sr.presets import check_preset
 
-        try:
-            load_preset(space.preset)
-        except ConfigError as exc:
-            raise ConfigError(f"{path}: preset: {exc}") from None
+    check_preset(space.preset, f"{path}: preset")
     fixed = {}
     for sec, body in space.fixed.items():
         if usable(f"{sec}.x", f"set.{sec}"):
