@@ -76,10 +76,9 @@ class PersonalizerHook(LoopHook):
     def batch_weights(self, batch: Batch, hidden: torch.Tensor, noise_step: int) -> torch.Tensor:
         """g_phi's weight of every target (fixed rows 1), times the batch's own row weights if any."""
         h = hidden.detach() if self.cfg.detach_hidden else hidden
-        if self.cfg.mode == "constant":
-            w = self.weigh(h)
-        else:
-            w = self.weigh(h, gumbel_noise(batch.rows.to(h.device), h.size(1), noise_step, self.seed).to(h.device))
+        noise = None if self.cfg.mode == "constant" else \
+            gumbel_noise(batch.rows.to(h.device), h.size(1), noise_step, self.seed).to(h.device)
+        w = self.weigh(h, noise)
         if batch.fixed is not None:
             w = torch.where(batch.fixed[:, None], torch.ones_like(w), w)
         return w if batch.weights is None else w * batch.weights
