@@ -169,7 +169,8 @@ def decode_batch(model: Regenerator, sources: Sequence[np.ndarray], users: np.nd
     memory = model.memories(m)[:, mem_idx].reshape(n * kk, m.size(1), m.size(2))
     row_src = torch.arange(n, device=device).repeat_interleave(kk)
     mem_mask = keep[row_src][:, None, None, :]
-    mem_kv = model.memory_kv(memory)
+    # contiguous (R, H, L, dh): each step's q @ k^T is then a strided view, not a copy of every key
+    mem_kv = [(k.contiguous(), v.contiguous()) for k, v in model.memory_kv(memory)]
     cand = padded[row_src]
     row_user = np.repeat(np.asarray(users, dtype=np.int64)[nonempty], kk)
     row_k = np.tile(np.asarray(mem_idx, dtype=np.int64), n)  # coins keyed on the memory index
