@@ -3,10 +3,10 @@
 # rungs at 10, 20, 40 epochs), then the best-by-validation trial's test against the SASRec backbone
 # (paired test over users, `dr4sr report`) and the trial-epochs ASHA saved (printed by the study).
 # Budgets: target SASRec <= 50 epochs (patience 10), pre-training 8 epochs, SASRec init <= 100 epochs
-# (patience 10); the backbone run uses the same target budget. Every (alpha, beta) is its own mining, so
-# its own SASRec init (on mined + original rows) and pre-training: on the K sweep's Toys trials (stop 21,
-# 1 thread, two jobs on 2 cores) the init took ~8 min, pre-training 3-4 min, a 50-epoch target ~6 min, so
-# 12 serial trials need ~3.5 h; on an otherwise idle 2-core machine pass --max-concurrent 2 (~2 h).
+# (patience 10); the backbone run uses the same target budget. The SASRec init (on the original rows,
+# init.data) is shared by all trials; each (alpha, beta) is its own mining and pre-training. From the K
+# sweep's Toys trials (stop 21, 1 thread, two jobs on 2 cores): init ~8 min once, pre-training 3-4 min and
+# a 50-epoch target ~6 min per trial, so ~2 h serially; on an idle 2-core machine --max-concurrent 2 helps.
 # Kill it and rerun with --resume: finished trials are kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
