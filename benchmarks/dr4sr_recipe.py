@@ -37,6 +37,8 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
     # beyond the paper: the personalizer on the pattern data (mined rows fixed at 1, originals re-weighted)
     "plus-pattern-paperera": ("sasrec", ["--variant", "pattern", "--preset", "paper-era",
                                          "--set", "personalizer.enabled=true"]),
+    "const-pattern-paperera": ("sasrec", ["--variant", "pattern", "--preset", "paper-era", "--set",
+                                          "personalizer.enabled=true", "--set", "personalizer.mode=constant"]),
     # its control: no g_phi, every non-mined row weighted 0.5 (what DR4SR+'s learned weights, 0.506 +- 0.013, amount to)
     "const-paperera-g0": ("sasrec", ["--variant", "dr4sr+", "--preset", "paper-era",
                                      "--set", "personalizer.mode=constant"]),
@@ -54,6 +56,7 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
 BASELINES = {"gru4rec": "gru4rec-backbone", "cl4srec": "cl4srec-backbone", "ce": "ce-backbone"}  # prefix -> baseline
 # a second comparison for the DR4SR+ recipes: against the DR4SR run on the same rows (or DR4SR+ itself)
 ALSO_AGAINST = {"plus-paperera-g0": "paperera-g0", "plus-pattern-paperera": "pattern-paperera",
+                "const-pattern-paperera": "plus-pattern-paperera",
                 "const-paperera-g0": "plus-paperera-g0",
                 "e2e-paperera-g0": "plus-paperera-g0", "gru4rec-plus-paperera-g0": "gru4rec-paperera-g0",
                 "cl4srec-plus-paperera-g0": "cl4srec-paperera-g0"}
