@@ -34,17 +34,18 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
     "paperera-g0": ("sasrec", ["--variant", "dr4sr", "--preset", "paper-era"]),
     "paperera-g0.1": ("sasrec", ["--variant", "dr4sr", "--preset", "paper-era", "--set", "regenerate.gamma=0.1"]),
     "plus-paperera-g0": ("sasrec", ["--variant", "dr4sr+", "--preset", "paper-era"]),  # DR4SR+ on that data
-    # beyond the paper: the personalizer on the pattern data (mined rows fixed at 1, originals re-weighted)
-    "plus-pattern-paperera": ("sasrec", ["--variant", "pattern", "--preset", "paper-era",
-                                         "--set", "personalizer.enabled=true"]),
-    "const-pattern-paperera": ("sasrec", ["--variant", "pattern", "--preset", "paper-era", "--set",
-                                          "personalizer.enabled=true", "--set", "personalizer.mode=constant"]),
     # its control: no g_phi, every non-mined row weighted 0.5 (what DR4SR+'s learned weights, 0.506 +- 0.013, amount to)
     "const-paperera-g0": ("sasrec", ["--variant", "dr4sr+", "--preset", "paper-era",
                                      "--set", "personalizer.mode=constant"]),
     # the ablation of Table 4: phi trained jointly with theta on the weighted loss (no bi-level)
     "e2e-paperera-g0": ("sasrec", ["--variant", "dr4sr+", "--preset", "paper-era",
                                    "--set", "personalizer.mode=end-to-end"]),
+    # beyond the paper: the personalizer on the pattern data (mined rows fixed at 1, originals re-weighted),
+    # and its constant-0.5 control
+    "plus-pattern-paperera": ("sasrec", ["--variant", "pattern", "--preset", "paper-era",
+                                         "--set", "personalizer.enabled=true"]),
+    "const-pattern-paperera": ("sasrec", ["--variant", "pattern", "--preset", "paper-era", "--set",
+                                          "personalizer.enabled=true", "--set", "personalizer.mode=constant"]),
     **{f"{b}-{name}": (b, extra) for b in ("gru4rec", "cl4srec") for name, extra in (
         ("backbone", ["--variant", "backbone"]),
         ("paperera-g0", ["--variant", "dr4sr", "--preset", "paper-era"]),
