@@ -3,15 +3,20 @@ an epoch's time goes (issue 15, target 1).
 
     OMP_NUM_THREADS=2 python benchmarks/epoch_profile.py --dataset beauty --backbone sasrec --epochs 3
     python benchmarks/epoch_profile.py --backbone sasrec --profile 20     # top ops of one epoch
+    python benchmarks/epoch_profile.py --device cuda --precision bf16 --compile   # target 7 (GPU options)
 
 It runs the real training loop's pieces (TrainBatcher, the backbone, next_item_loss, Adam, the
 full-ranking evaluation; not CL4SRec's auxiliary contrastive loss) without early stopping or checkpoints, so each epoch is timed alone. Both
 wall and process CPU seconds are printed: on a shared machine CPU seconds / threads is the steadier
-figure. The first epoch includes warm-up and is reported separately.
+figure. The first epoch includes warm-up and is reported separately (with --compile: the compile).
+--precision bf16 runs the forward and loss under torch.autocast (bf16) with fp32 weights and Adam;
+--compile wraps the backbone in torch.compile. The losses and N@20 printed are what to compare with
+the fp32 eager run of the same seed ("exact enough"); benchmarks/gpu_bench.sh runs the whole matrix.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -34,6 +39,9 @@ def parse_args(argv):
     ap.add_argument("--profile", type=int, default=0, metavar="N", help="print the N costliest ops of one epoch")
     ap.add_argument("--shapes", action="store_true", help="profile: group ops by input shapes")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: OMP_NUM_THREADS or torch's)")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="bf16: autocast forward + loss")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the backbone (eval stays eager)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     return ap.parse_args(argv)
 
@@ -45,28 +53,38 @@ def main(argv=None) -> int:
     from dr4sr.config import parse_overrides
 
     cfg = build_run_config(args.backbone, args.dataset, parse_overrides(args.overrides))
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        sys.exit(f"--device {args.device}: torch {torch.__version__} sees no CUDA device")
     splits = prepare_splits(cfg)
     torch.manual_seed(cfg.train.seed)
     model = build_backbone(cfg.backbone, cfg.model, BuildContext(splits.num_items, splits.max_len,
                                                                  original_train=splits.train))
     batcher = TrainBatcher(splits.train, cfg.train.batch_size, model.training_mode, splits.max_len, seed=cfg.train.seed)
+    model.to(device)
     opt = adam(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
-    gen = torch.Generator()
-    ctx = LoopContext()
+    gen = torch.Generator(device=device)
+    ctx = LoopContext(device)
+    net = torch.compile(model) if args.compile else model
+    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if args.precision == "bf16" \
+        else contextlib.nullcontext
     if get_backbone(cfg.backbone).auxiliary is not None:
         print(f"note: {cfg.backbone}'s auxiliary objective is NOT included here (next-item loss only); "
               "time it with a real run (metrics.json seconds_per_epoch)", flush=True)
     print(f"{args.backbone} on {args.dataset}: {batcher.num_rows:,} rows, {batcher.num_targets():,} targets, "
           f"{len(batcher)} batches of {cfg.train.batch_size}; torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, load {os.getloadavg()[0]:.1f}", flush=True)
+          f"{torch.get_num_threads()} threads, load {os.getloadavg()[0]:.1f}; {device}, {args.precision}"
+          f"{', compiled' if args.compile else ''}", flush=True)
 
     def train_epoch(epoch: int) -> float:
         model.train()
         gen.manual_seed(epoch)
         total = 0.0
         for batch in batcher.epoch(epoch):
-            hidden = hidden_for_targets(model, batch.inputs, batch.lengths, batch.targets)
-            loss, _ = next_item_loss(model, hidden, batch.targets, cfg.train.loss, None, gen)
+            batch = batch.to(device)
+            with autocast():
+                hidden = hidden_for_targets(model, batch.inputs, batch.lengths, batch.targets, net)
+                loss, _ = next_item_loss(model, hidden, batch.targets, cfg.train.loss, None, gen)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -76,6 +94,8 @@ def main(argv=None) -> int:
     def timed(fn):
         w0, c0 = time.perf_counter(), time.process_time()
         out = fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
         return out, time.perf_counter() - w0, time.process_time() - c0
 
     loss, wall, cpu = timed(lambda: train_epoch(0))

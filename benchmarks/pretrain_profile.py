@@ -2,16 +2,20 @@
 
     OMP_NUM_THREADS=2 python benchmarks/pretrain_profile.py --dataset beauty --epochs 2
     python benchmarks/pretrain_profile.py --epochs 1 --profile 25          # top ops of one epoch
+    python benchmarks/pretrain_profile.py --device cuda --precision bf16 --compile   # target 7 (GPU options)
 
 It mines (or reuses the mine artifact in --store), builds the (sequence, pattern) pairs exactly as the
 `pretrain` stage does, and runs the real `pretrain_fit` loop from scratch weights (the SASRec init
 changes the numbers, not the cost) for --epochs epochs with no early stopping. Wall and process CPU
 seconds per epoch are printed; the first epoch includes warm-up. Nothing is written to the store but
-the mine artifact.
+the mine artifact. --precision bf16 runs the whole loop under torch.autocast (bf16; weights and Adam
+stay fp32); --compile runs the forward through torch.compile (the loop's `ctx.wrap`). Compare the
+printed losses with the fp32 eager run's.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import sys
@@ -28,6 +32,13 @@ from dr4sr.train.loop import LoopContext
 from dr4sr.train.runner import build_run_config, prepare_splits
 
 
+class CompiledContext(LoopContext):
+    """The loop runs its forward through `ctx.wrap(model)`: compile there, keep the eager model for the rest."""
+
+    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        return torch.compile(model)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", default="beauty")
@@ -36,8 +47,14 @@ def main(argv=None) -> int:
     ap.add_argument("--profile", type=int, default=0, metavar="N", help="profile the run; print the N costliest ops")
     ap.add_argument("--shapes", action="store_true", help="profile: group ops by input shapes")
     ap.add_argument("--preset", default=None)
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the regenerator's forward")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args(argv)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        sys.exit(f"--device {args.device}: torch {torch.__version__} sees no CUDA device")
     cfg = build_regen_config(parse_overrides(args.overrides), args.dataset, args.preset)
     splits = prepare_splits(build_run_config("sasrec", args.dataset))
     mine = mine_stage(splits, cfg, ArtifactStore(args.store), log=lambda s: None)
@@ -45,17 +62,21 @@ def main(argv=None) -> int:
     pre = dataclasses.replace(cfg.pretrain, max_epochs=args.epochs, patience=0)
     inp = PretrainInput(cfg.regen, pre, splits.num_items, train, valid)
     print(f"regenerator on {args.dataset}: {len(train):,} train pairs, {len(valid):,} held out, batch "
-          f"{pre.batch_size}; torch {torch.get_num_threads()} threads, load {os.getloadavg()[0]:.1f}", flush=True)
-    ctx = LoopContext()
+          f"{pre.batch_size}; torch {torch.get_num_threads()} threads, load {os.getloadavg()[0]:.1f}; {device}, "
+          f"{args.precision}{', compiled' if args.compile else ''}", flush=True)
+    ctx = CompiledContext(device) if args.compile else LoopContext(device)
     ctx.show_progress = False
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if args.precision == "bf16" \
+        else contextlib.nullcontext()
     w0, c0 = time.perf_counter(), time.process_time()
-    if args.profile:
-        from torch.profiler import ProfilerActivity, profile
+    with autocast:
+        if args.profile:
+            from torch.profiler import ProfilerActivity, profile
 
-        with profile(activities=[ProfilerActivity.CPU], record_shapes=args.shapes) as prof:
+            with profile(activities=[ProfilerActivity.CPU], record_shapes=args.shapes) as prof:
+                out = pretrain_fit(inp, ctx, log=lambda s: None)
+        else:
             out = pretrain_fit(inp, ctx, log=lambda s: None)
-    else:
-        out = pretrain_fit(inp, ctx, log=lambda s: None)
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
     for h in out["metrics"]["history"]:
         print(f"epoch {h['epoch']}: {h['seconds']:.2f} s wall (train + held-out loss), train loss "
