@@ -27,18 +27,20 @@ run() {  # label, then the benchmark's command line
         echo "$label: FAILED (see $LOG)"; fails=$((fails + 1)); return
     fi
     # the timed epochs' summary (epoch_profile) or the per-epoch lines (pretrain_profile)
-    echo "$label: $(awk '/^== /{s=""} /^epoch |^median|epochs:/{s=s" | "$0} END{print s}' "$LOG" | tr -s ' ')"
+    echo "$label: $(awk '/^== /{s=""} /^warm-up|^epoch |^median|epochs:/{s=s" | "$0} END{print s}' "$LOG" | tr -s ' ')"
 }
 for backbone in sasrec fmlp; do
     for opt in "" "--precision bf16" "--compile" "--precision bf16 --compile"; do
+        label=${opt//--precision /}; label=${label//--/}
         # shellcheck disable=SC2086
-        run "$backbone ${opt:-fp32}" benchmarks/epoch_profile.py --backbone "$backbone" --device "$DEVICE" \
+        run "$backbone ${label:-fp32}" benchmarks/epoch_profile.py --backbone "$backbone" --device "$DEVICE" \
             --epochs "$EPOCHS" $opt
     done
 done
 for opt in "" "--precision bf16" "--compile"; do
+    label=${opt//--precision /}; label=${label//--/}
     # shellcheck disable=SC2086
-    run "pretrain ${opt:-fp32}" benchmarks/pretrain_profile.py --device "$DEVICE" --epochs "$EPOCHS" \
+    run "pretrain ${label:-fp32}" benchmarks/pretrain_profile.py --device "$DEVICE" --epochs "$EPOCHS" \
         --store "${STORE:-artifacts}" $opt
 done
 exit $((fails > 0))
