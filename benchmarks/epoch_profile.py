@@ -16,13 +16,13 @@ the fp32 eager run of the same seed ("exact enough"); benchmarks/gpu_bench.sh ru
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 import time
 
 import torch
 
+import accel  # a sibling script: this folder is sys.path[0]
 from dr4sr.data.batching import TrainBatcher
 from dr4sr.models.base import BuildContext
 from dr4sr.models.registry import build_backbone, get_backbone
@@ -39,9 +39,7 @@ def parse_args(argv):
     ap.add_argument("--profile", type=int, default=0, metavar="N", help="print the N costliest ops of one epoch")
     ap.add_argument("--shapes", action="store_true", help="profile: group ops by input shapes")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: OMP_NUM_THREADS or torch's)")
-    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="bf16: autocast forward + loss")
-    ap.add_argument("--compile", action="store_true", help="torch.compile the backbone (eval stays eager)")
+    accel.add_arguments(ap, "torch.compile the backbone (eval stays eager)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     return ap.parse_args(argv)
 
@@ -53,9 +51,7 @@ def main(argv=None) -> int:
     from dr4sr.config import parse_overrides
 
     cfg = build_run_config(args.backbone, args.dataset, parse_overrides(args.overrides))
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        sys.exit(f"--device {args.device}: torch {torch.__version__} sees no CUDA device")
+    device = accel.device_of(args)
     splits = prepare_splits(cfg)
     torch.manual_seed(cfg.train.seed)
     model = build_backbone(cfg.backbone, cfg.model, BuildContext(splits.num_items, splits.max_len,
@@ -66,15 +62,12 @@ def main(argv=None) -> int:
     gen = torch.Generator(device=device)
     ctx = LoopContext(device)
     net = torch.compile(model) if args.compile else model
-    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if args.precision == "bf16" \
-        else contextlib.nullcontext
     if get_backbone(cfg.backbone).auxiliary is not None:
         print(f"note: {cfg.backbone}'s auxiliary objective is NOT included here (next-item loss only); "
               "time it with a real run (metrics.json seconds_per_epoch)", flush=True)
     print(f"{args.backbone} on {args.dataset}: {batcher.num_rows:,} rows, {batcher.num_targets():,} targets, "
           f"{len(batcher)} batches of {cfg.train.batch_size}; torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, load {os.getloadavg()[0]:.1f}; {device}, {args.precision}"
-          f"{', compiled' if args.compile else ''}", flush=True)
+          f"{torch.get_num_threads()} threads, load {os.getloadavg()[0]:.1f}; {accel.describe(args, device)}", flush=True)
 
     def train_epoch(epoch: int) -> float:
         model.train()
@@ -82,7 +75,7 @@ def main(argv=None) -> int:
         total = 0.0
         for batch in batcher.epoch(epoch):
             batch = batch.to(device)
-            with autocast():
+            with accel.autocast(args, device):
                 hidden = hidden_for_targets(model, batch.inputs, batch.lengths, batch.targets, net)
                 loss, _ = next_item_loss(model, hidden, batch.targets, cfg.train.loss, None, gen)
             opt.zero_grad(set_to_none=True)

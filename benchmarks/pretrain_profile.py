@@ -15,7 +15,6 @@ printed losses with the fp32 eager run's.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import os
 import sys
@@ -23,6 +22,7 @@ import time
 
 import torch
 
+import accel  # a sibling script: this folder is sys.path[0]
 from dr4sr.artifacts import ArtifactStore
 from dr4sr.config import parse_overrides
 from dr4sr.regen.config import build_regen_config
@@ -47,14 +47,10 @@ def main(argv=None) -> int:
     ap.add_argument("--profile", type=int, default=0, metavar="N", help="profile the run; print the N costliest ops")
     ap.add_argument("--shapes", action="store_true", help="profile: group ops by input shapes")
     ap.add_argument("--preset", default=None)
-    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
-    ap.add_argument("--compile", action="store_true", help="torch.compile the regenerator's forward")
+    accel.add_arguments(ap, "torch.compile the regenerator's forward")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args(argv)
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        sys.exit(f"--device {args.device}: torch {torch.__version__} sees no CUDA device")
+    device = accel.device_of(args)
     cfg = build_regen_config(parse_overrides(args.overrides), args.dataset, args.preset)
     splits = prepare_splits(build_run_config("sasrec", args.dataset))
     mine = mine_stage(splits, cfg, ArtifactStore(args.store), log=lambda s: None)
@@ -62,14 +58,12 @@ def main(argv=None) -> int:
     pre = dataclasses.replace(cfg.pretrain, max_epochs=args.epochs, patience=0)
     inp = PretrainInput(cfg.regen, pre, splits.num_items, train, valid)
     print(f"regenerator on {args.dataset}: {len(train):,} train pairs, {len(valid):,} held out, batch "
-          f"{pre.batch_size}; torch {torch.get_num_threads()} threads, load {os.getloadavg()[0]:.1f}; {device}, "
-          f"{args.precision}{', compiled' if args.compile else ''}", flush=True)
+          f"{pre.batch_size}; torch {torch.get_num_threads()} threads, load {os.getloadavg()[0]:.1f}; "
+          f"{accel.describe(args, device)}", flush=True)
     ctx = CompiledContext(device) if args.compile else LoopContext(device)
     ctx.show_progress = False
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if args.precision == "bf16" \
-        else contextlib.nullcontext()
     w0, c0 = time.perf_counter(), time.process_time()
-    with autocast:
+    with accel.autocast(args, device):
         if args.profile:
             from torch.profiler import ProfilerActivity, profile
 
