@@ -145,3 +145,17 @@ def test_same_rows_for_any_batch_size():
     tables = [regenerate_local(m, srcs, users, dataclasses.replace(cfg, batch_size=b)) for b in (1, 7, 64)]
     assert tables[0].equals(tables[1]) and tables[0].equals(tables[2])
     assert tables[0].num_rows == 150
+
+
+def test_batch_threads_give_the_same_rows_and_restore_torch_threads():
+    m = _random_model()
+    srcs = [np.asarray(s) for s in _sources(60, length=9, seed=3)]
+    srcs[5] = srcs[5][:3]  # mixed lengths: batches finish out of order
+    users = np.arange(60) + 11
+    cfg = RegenerateConfig(gamma=0.3, batch_size=4)
+    before = torch.get_num_threads()
+    serial = regenerate_local(m, srcs, users, cfg, threads=1)
+    threaded = regenerate_local(m, srcs, users, cfg, threads=3)
+    assert threaded.equals(serial) and threaded.num_rows == 180
+    assert threaded.column("user").to_pylist()[:3] == [11, 11, 11]
+    assert torch.get_num_threads() == before
