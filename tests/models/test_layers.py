@@ -85,13 +85,23 @@ def test_encoder_forward_applies_attention_dropout_in_training_only():
     torch.testing.assert_close(functional_encoder_forward(stack, x), stack(x), atol=1e-5, rtol=1e-5)
 
 
-def test_regenerator_mixed_memory_equals_mixing_the_k_memories():
+@pytest.mark.parametrize("length", [6, 33])  # both sides of MIX_MATERIALISE_MAX_LEN: mix after / before W2
+def test_regenerator_mixed_memory_equals_mixing_the_k_memories(length):
     from dr4sr.regen.config import RegeneratorConfig
-    from dr4sr.regen.model import Regenerator
+    from dr4sr.regen.model import MIX_MATERIALISE_MAX_LEN, Regenerator
 
+    assert 6 <= MIX_MATERIALISE_MAX_LEN < 33
     torch.manual_seed(0)
-    model = Regenerator(RegeneratorConfig(hidden_size=16, num_heads=2, inner_size=32, k=3), num_items=20)
-    m = torch.randn(4, 6, 16)
-    pi = torch.softmax(torch.randn(4, 3), -1)
+    model = Regenerator(RegeneratorConfig(hidden_size=16, num_heads=2, inner_size=32, k=3, max_positions=40),
+                        num_items=20)
+    with torch.no_grad():
+        model.memory_mlp[2].bias.normal_()  # a non-zero bias: it is mixed by pi too
+    m = torch.randn(4, length, 16, requires_grad=True)
+    pi = torch.softmax(torch.randn(4, 3), -1).requires_grad_()
     want = (pi[:, :, None, None] * model.memories(m)).sum(1)
-    torch.testing.assert_close(model.mixed_memory(m, pi), want, atol=1e-5, rtol=1e-5)
+    got = model.mixed_memory(m, pi)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    g_want = torch.autograd.grad(want.square().sum(), [m, pi])
+    g_got = torch.autograd.grad(got.square().sum(), [m, pi])
+    for a, b in zip(g_got, g_want):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
