@@ -222,8 +222,8 @@ def _submit(head: dict, entry: list[str], timeout: float) -> subprocess.Complete
     return proc
 
 
-# ~3-4 min quiet; under load 5 on the 2 cores (a pre-training beside it) the study alone took 8 min, so the
-# limits leave room for a busy machine and still catch a hang
+# 47 s quiet (stop 25); beside a 2-thread pre-training (load 5 on the 2 cores) the study alone ran past
+# 500 s, every stage ~10x slower (OpenMP threads contending), so the limits leave room for a busy machine
 @pytest.mark.slow
 def test_tune_and_grid_jobs_smoke(ray_head, tmp_path):
     data = write_tiny_dataset(tmp_path / "tiny.txt")
