@@ -77,7 +77,7 @@ def regenerate_local(model, sources: Sequence[np.ndarray], users: np.ndarray, cf
                      device: torch.device | str = "cpu", log=None, threads: int | None = None) -> pa.Table:
     """All sources in this process. On CPU, `threads` (default: torch's thread count) decode whole batches
     side by side with one torch thread each: the decode loop's ops are too small for torch to split well
-    (2 intra-op threads: 1.5x one; 2 batch threads: 1.8x, benchmarks/results/regen_throughput.txt).
+    (2 intra-op threads: 1.5x one; 2 batch threads: 1.7-1.8x, benchmarks/results/regen_throughput.txt).
     Batches are independent and their coins keyed per (user, k, step), so the rows do not change."""
     users = np.asarray(users, dtype=np.int64)
     device = torch.device(device)
@@ -121,6 +121,8 @@ class DecoderActor:
         if threads:
             torch.set_num_threads(threads)
         self.device = resolve_device(cfg.device)
+        if self.device.type == "cpu":
+            keep_freed_memory()
         self.model = load_regenerator(state, model_cfg, num_items).to(self.device)
         self.cfg = cfg
 
