@@ -19,7 +19,6 @@ a time, the whole prefix re-run every step) and exists for the benchmark and the
 """
 from __future__ import annotations
 
-import functools
 from typing import Sequence
 
 import numpy as np
@@ -125,10 +124,6 @@ def choose_tokens(model: Regenerator, hidden: torch.Tensor, cand: torch.Tensor, 
     return out
 
 
-def _take_rows(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    return x.index_select(0, idx)  # ~4x faster than x[idx] for the (R, H, L, dh) keys on CPU
-
-
 def _order(cfg: RegenerateConfig, rows: int, device: torch.device) -> SourceOrder | None:
     return SourceOrder(rows, cfg.span, device) if cfg.restrict == "ordered" else None
 
@@ -174,7 +169,8 @@ def decode_batch(model: Regenerator, sources: Sequence[np.ndarray], users: np.nd
     memory = model.memories(m)[:, mem_idx].reshape(n * kk, m.size(1), m.size(2))
     row_src = torch.arange(n, device=device).repeat_interleave(kk)
     mem_mask = keep[row_src][:, None, None, :]
-    mem_kv = model.memory_kv(memory, contiguous=True)
+    # contiguous (R, H, L, dh): each step's q @ k^T is then a strided view, not a copy of every key
+    mem_kv = [(k.contiguous(), v.contiguous()) for k, v in model.memory_kv(memory)]
     cand = padded[row_src]
     row_user = np.repeat(np.asarray(users, dtype=np.int64)[nonempty], kk)
     row_k = np.tile(np.asarray(mem_idx, dtype=np.int64), n)  # coins keyed on the memory index
@@ -198,13 +194,13 @@ def decode_batch(model: Regenerator, sources: Sequence[np.ndarray], users: np.nd
             break
         if not live.all():  # drop finished rows from every per-row tensor
             idx = torch.from_numpy(np.flatnonzero(live)).to(device)
-            rows = functools.partial(_take_rows, idx=idx)
-            active, token, emitted = active[live], rows(token), rows(emitted)
-            mem_kv = [(rows(k), rows(v)) for k, v in mem_kv]
-            mem_mask, cand = rows(mem_mask), rows(cand)
+            # index_select: ~4x faster than x[idx] for the (R, H, L, dh) keys on CPU
+            active, token, emitted = active[live], token.index_select(0, idx), emitted.index_select(0, idx)
+            mem_kv = [(k.index_select(0, idx), v.index_select(0, idx)) for k, v in mem_kv]
+            mem_mask, cand = mem_mask.index_select(0, idx), cand.index_select(0, idx)
             if order is not None:
                 order.keep(idx)
-            cache = [[rows(c[0]), rows(c[1])] for c in cache]
+            cache = [[c[0].index_select(0, idx), c[1].index_select(0, idx)] for c in cache]
         emitted = torch.cat([emitted, token[:, None]], 1)
     for r in range(n * kk):
         out[nonempty[r // kk]][r % kk] = _drop_short(result[r, : lengths[r]].copy(), cfg)
