@@ -2,7 +2,9 @@
 
 Variants: `backbone` (original data), `dr4sr` (regenerated data), `dr4sr-no-diversity` (regenerator
 without the diversity promoter), `pattern` (mined patterns + original, no regenerator), `dr4sr+`
-(the dr4sr data with the personalizer on; `--set personalizer.enabled=true` turns it on for any variant).
+(the dr4sr data with the personalizer on; `--set personalizer.enabled=true` turns it on for any variant),
+`constant` (the dr4sr data, every row outside `personalizer.fixed_sources` at the constant weight
+`personalizer.constant_weight`: the control that tells what DR4SR+'s learned weights add).
 `--set` keys are routed by section: data/model/train/personalizer go to the target model; mine/init/
 compose/regen/pretrain/regenerate go to the regeneration pipeline. A `preset` (dr4sr.presets) sits under
 `--set`. Every training row carries its source (original, mined, generated): metrics.json counts them,
@@ -30,9 +32,11 @@ from dr4sr.regen.compose import COMPOSITIONS as _COMPOSITIONS
 from dr4sr.regen.compose import TrainingRows, composition_rows, mined_patterns, original_rows, pattern_rows
 from dr4sr.train.runner import build_run_config, cached_train, check_writable, prepare_splits
 
-VARIANTS = ("backbone", "dr4sr", "dr4sr-no-diversity", "pattern", "dr4sr+")
+VARIANTS = ("backbone", "dr4sr", "dr4sr-no-diversity", "pattern", "dr4sr+", "constant")
 COMPOSITIONS = tuple(_COMPOSITIONS)
-PERSONALIZED = {"dr4sr+": "dr4sr"}  # variant -> the variant whose data it personalizes
+# variant -> (the variant whose data it re-weights, its personalizer settings under --set)
+PERSONALIZED = {"dr4sr+": ("dr4sr", {"enabled": True}),
+                "constant": ("dr4sr", {"enabled": True, "mode": "constant"})}
 SMOKE_REGEN = {"pretrain": {"max_epochs": 2}, "init": {"sasrec": {"train": {"max_epochs": 2, "patience": 2}}}}
 
 
@@ -132,8 +136,10 @@ def prepare_run(req: RunRequest, out_dir: str | Path, seed: int | None = None) -
     if seed is not None:
         target_ov = deep_merge(target_ov, {"train": {"seed": seed}})
     if req.variant in PERSONALIZED:
+        data_variant, personalizer = PERSONALIZED[req.variant]
+        target_ov = deep_merge({"personalizer": personalizer}, target_ov)
         target_ov = deep_merge(target_ov, {"personalizer": {"enabled": True}})
-        req = dataclasses.replace(req, variant=PERSONALIZED[req.variant])  # the same data recipe
+        req = dataclasses.replace(req, variant=data_variant)  # the same data recipe
     cfg = build_run_config(req.backbone, req.dataset, target_ov, req.data_dir, req.smoke_test)
     store = ArtifactStore(req.store_root)
     require_writable(out_dir, "output folder")
@@ -167,10 +173,28 @@ def run_variant(req: RunRequest, out_dir: str | Path, seed: int | None = None, l
     if show_plan:
         store.observer = None
     extra = {"variant": name, "dataset": req.dataset, "preset": req.preset, "data_seconds": prep_seconds,
-             "train_artifact": art.id, **provenance}
+             "train_artifact": art.id, "run_wall_seconds": round(time.time() - started, 1),
+             "code_commit": code_commit(), **provenance}
     if req.smoke_test:
         extra["smoke_test"] = smoke_label(cfg.train.max_epochs)
     return publish_run(art, out_dir, extra)
+
+
+def code_commit() -> str:
+    """The git commit of the code that ran (`+dirty` with uncommitted changes), else the package version."""
+    import subprocess
+
+    from dr4sr import __version__
+
+    src = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "-C", str(src), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(src), "status", "--porcelain", "--untracked-files=no", "."],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return f"dr4sr {__version__} (not a git checkout)"
+    return head + ("+dirty" if dirty else "")
 
 
 def publish_run(art, out_dir: str | Path, extra: dict) -> dict:

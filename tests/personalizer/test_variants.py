@@ -67,3 +67,19 @@ def test_dr4sr_plus_variant_is_dr4sr_data_with_the_personalizer(tiny_dataset, tm
     assert plus["personalizer"]["fixed_rows"] == plus["rows_by_source"]["mined"]
     table = pq.read_table(tmp_path / "plus-smoke" / "personalizer_weights.parquet").to_pandas()
     assert len(table) == plus["train_targets"]
+
+
+@pytest.mark.slow  # the regeneration pipeline (reused from the test above when it ran first)
+def test_constant_variant_weighs_every_non_mined_row_one_half(tiny_dataset, tmp_path, store):
+    const = _run(tiny_dataset, tmp_path / "const-smoke", store, "constant", extra=["regen.k=2"])
+    assert const["variant"] == "constant" and const["config"]["personalizer"]["mode"] == "constant"
+    table = pq.read_table(tmp_path / "const-smoke" / "personalizer_weights.parquet").to_pandas()
+    fixed = table["fixed"].to_numpy()
+    assert fixed.sum() > 0 and (~fixed).sum() > 0
+    assert set(table["weight"][fixed]) == {1.0} and set(table["weight"][~fixed]) == {0.5}
+    # --set still wins over the variant's own personalizer settings
+    other = _run(tiny_dataset, tmp_path / "const2-smoke", store, "constant",
+                 extra=["regen.k=2", "personalizer.constant_weight=0.25"])
+    weights = pq.read_table(tmp_path / "const2-smoke" / "personalizer_weights.parquet").to_pandas()
+    assert set(weights["weight"][~weights["fixed"].to_numpy()]) == {0.25}
+    assert len(const["code_commit"]) >= 40 and const["run_wall_seconds"] > 0

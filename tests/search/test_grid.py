@@ -20,7 +20,17 @@ def test_plan_and_leads():
     # the lead regenerates, and is SASRec's: its init is the sasrec backbone run, trained inside the lead
     assert (lead.backbone, lead.variant) == ("sasrec", "dr4sr")
     assert runs[0].dir(Path("/g")) == Path("/g/toys/gru4rec/backbone-seed0")
-    assert "dr4sr+" not in default_variants() or default_variants().index("dr4sr+") == 2
+    assert default_variants().index("dr4sr+") == 2
+
+
+def test_plan_runs_every_cell_of_the_first_seed_before_any_second_seed():
+    opts = GridOptions(Path("/g"), ["sasrec"], ["beauty", "toys"], ["backbone", "constant"], [0, 1])
+    labels = [(r.seed, r.dataset, r.variant) for r in plan(opts, {"beauty": "beauty", "toys": "toys"})]
+    assert labels == [(0, "beauty", "backbone"), (0, "beauty", "constant"), (0, "toys", "backbone"),
+                      (0, "toys", "constant"), (1, "beauty", "backbone"), (1, "beauty", "constant"),
+                      (1, "toys", "backbone"), (1, "toys", "constant")]
+    # the constant-weight control regenerates: it may lead its dataset when it is the only such variant
+    assert leads(plan(opts, {"beauty": "beauty", "toys": "toys"}))["toys"].variant == "constant"
 
 
 def test_smoke_sample_is_dense_and_renumbered(tmp_path, tiny_dataset):
@@ -43,6 +53,11 @@ def test_tiny_grid_writes_table3_and_resumes(ray_session, tiny_dataset, tmp_path
     table = (opts.out / "table3.md").read_text()
     assert "| tiny | sasrec | backbone | 1 |" in table and "| tiny | sasrec | dr4sr | 1 |" in table
     assert json.loads((opts.out / "grid.json").read_text())["datasets"] == ["tiny"]
+    from dr4sr.search.grid import planned_runs
+    from dr4sr.search.grid_status import format_status
+
+    status = format_status(opts.out, planned_runs(opts.out))
+    assert status.splitlines()[0].endswith("3 finished of 3; driver not running")
     # the SASRec init of dr4sr is the backbone run itself: 3 train artifacts for 3 runs
     assert len(list((tmp_path / "store" / "train").glob("[!.]*"))) == 3
     before = (opts.out / "tiny" / "sasrec" / "dr4sr-seed0" / "metrics.json").stat().st_mtime_ns

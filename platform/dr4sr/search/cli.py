@@ -111,15 +111,25 @@ def add_grid_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--smoke-test", action="store_true",
                    help="one seed, each dataset cut to a dense sample of users, 2 epochs, tiny stage budgets")
     p.add_argument("--gpus-per-run", type=float, default=0.0, help="GPU fraction per run (packs runs on a GPU)")
+    p.add_argument("--max-concurrent", type=int, default=None,
+                   help="runs at once (default: as many as the cluster's CPUs/GPUs fit now)")
     p.add_argument("--dry-run", action="store_true", help="list the runs and which are already finished")
+    p.add_argument("--status", action="store_true",
+                   help="show the grid in --out: finished, running and remaining runs, wall times, ETA; then exit")
 
 
 def cmd_grid(args) -> int:
-    from dr4sr.search.grid import GridOptions, finished, label, plan, run_grid
+    from dr4sr.search.grid import GridOptions, finished, label, plan, planned_runs, run_grid
+
+    if args.status:
+        from dr4sr.search.grid_status import format_status
+
+        print(format_status(Path(args.out), planned_runs(Path(args.out))))
+        return 0
 
     opts = GridOptions(Path(args.out), args.backbones, args.datasets, args.variants, args.seeds, args.store,
                        args.data_dir, args.smoke_test, args.space, parse_overrides(args.overrides),
-                       preset=args.preset, gpus_per_run=args.gpus_per_run)
+                       preset=args.preset, gpus_per_run=args.gpus_per_run, max_concurrent=args.max_concurrent)
     opts.validate()
     if args.space:
         resolve_space(argparse.Namespace(space=args.space, dataset=None, backbone=None, overrides=args.overrides,

@@ -2,9 +2,12 @@
 
 Every run is one `dr4sr.pipeline.run_variant` in a Ray task (one CPU, or a GPU fraction), written to
 `<out>/<dataset>/<backbone>/<variant>-seed<S>`; a folder that already holds a finished run is kept and
-skipped, so a killed grid continues where it stopped. Runs share one artifact store; per dataset one
-regenerating run goes first (it mines, trains the SASRec init and pre-trains), the rest then reuse
-those artifacts. `<out>/table3.{md,tex,csv}` is rewritten after every finished run.
+skipped, so a killed grid continues where it stopped (an interrupted run resumes from its checkpoint in
+the store). Runs start in priority order, seed first: every cell's first seed finishes before any
+second seed starts, so a partial grid already answers for every dataset. Runs share one artifact
+store; per dataset one regenerating run goes first (it mines, trains the SASRec init and pre-trains),
+the dataset's other regenerating runs then reuse those artifacts. `<out>/status.json` says which runs
+are running (`dr4sr grid --status`); `<out>/table3.{md,tex,csv}` is rewritten after every finished run.
 With a search space, each (dataset, backbone) cell also runs that study (one Tuner per cell: Optuna has
 no grid search), its best trial by validation is retrained with the grid's seeds as variant `tuned`.
 """
@@ -19,7 +22,7 @@ from dr4sr.errors import ConfigError
 from dr4sr.pipeline import VARIANTS, RunRequest, run_variant
 
 DATASETS = ("beauty", "sports", "toys", "yelp")
-REGENERATING = ("dr4sr", "dr4sr+", "dr4sr-no-diversity")
+REGENERATING = ("dr4sr", "dr4sr+", "dr4sr-no-diversity", "constant")
 SMOKE_USERS, SMOKE_ITEMS = 300, 300
 TUNED = "tuned"
 
@@ -31,8 +34,7 @@ def default_backbones() -> list[str]:
 
 
 def default_variants() -> list[str]:
-    # dr4sr+ only where this build has it (it is being added on branch plus)
-    return [v for v in ("backbone", "dr4sr", "dr4sr+", "pattern") if v in VARIANTS]
+    return ["backbone", "dr4sr", "dr4sr+", "pattern"]
 
 
 def finished(run_dir: Path) -> bool:
@@ -61,6 +63,7 @@ class GridOptions:
     preset: str | None = None  # a dr4sr.presets name or path under `overrides` (e.g. paper-era)
     cpus_per_run: float = 1.0
     gpus_per_run: float = 0.0
+    max_concurrent: int | None = None  # runs at once; None = as many as the cluster fits now
 
     def validate(self) -> None:
         bad = [v for v in self.variants if v not in VARIANTS]
@@ -109,8 +112,9 @@ def resolve_data(opts: GridOptions) -> dict[str, str]:
 
 
 def plan(opts: GridOptions, data: dict[str, str]) -> list[GridRun]:
+    """Every run, in the order they start: seed, then backbone, dataset and variant as given."""
     seeds = opts.seeds[:1] if opts.smoke_test else opts.seeds
-    return [GridRun(d, b, v, s, data[d]) for d in data for b in opts.backbones for v in opts.variants for s in seeds]
+    return [GridRun(d, b, v, s, data[d]) for s in seeds for b in opts.backbones for d in data for v in opts.variants]
 
 
 def leads(runs: list[GridRun]) -> dict[str, GridRun]:
@@ -136,10 +140,27 @@ def request_fields(opts: GridOptions, run: GridRun, overrides: dict | None = Non
             "smoke_test": opts.smoke_test, "store_root": str(Path(opts.store).resolve()) if opts.store else None}
 
 
-def execute(opts: GridOptions, runs: list[GridRun], fields_of, on_done, label: str = "grid") -> list[str]:
-    """Run `runs` as Ray tasks (per dataset its lead first); `on_done()` after each. Returns failures."""
+def slots(opts: GridOptions) -> int | None:
+    """Runs at once: `max_concurrent`, else what the cluster's CPUs (GPUs) fit now; None (no limit) when
+    they fit none yet, e.g. an autoscaling cluster whose head takes no work."""
     import ray
 
+    if opts.max_concurrent:
+        return opts.max_concurrent
+    res = ray.cluster_resources()
+    fits = [res.get("CPU", 0) / opts.cpus_per_run] if opts.cpus_per_run else []
+    if opts.gpus_per_run:
+        fits.append(res.get("GPU", 0) / opts.gpus_per_run)
+    n = int(min(fits)) if fits else 0
+    return n if n >= 1 else None
+
+
+def execute(opts: GridOptions, runs: list[GridRun], fields_of, on_done, label: str = "grid") -> list[str]:
+    """Run `runs` as Ray tasks, at most `slots(opts)` at once, in the order given; a dataset's regenerating
+    runs wait for its lead. `on_done()` after each. Returns failures."""
+    import ray
+
+    from dr4sr.search.grid_status import StatusFile
     from dr4sr.search.progress import Eta
 
     todo = [r for r in runs if not finished(r.dir(opts.out))]
@@ -147,29 +168,74 @@ def execute(opts: GridOptions, runs: list[GridRun], fields_of, on_done, label: s
           flush=True)
     task = ray.remote(_run_one).options(num_cpus=opts.cpus_per_run, num_gpus=opts.gpus_per_run, max_retries=0)
     first = leads(todo)
-    waiting = {d: [r for r in todo if r.dataset == d and r is not first[d]] for d in first}
+    limit = slots(opts)
+    status = StatusFile(opts.out, label, runs, limit)
     pending, failed, eta = {}, [], Eta(len(todo), label)
 
-    def submit(r: GridRun) -> None:
-        pending[task.remote(fields_of(r), str(r.dir(opts.out)), r.seed)] = r
+    def ready(r: GridRun) -> bool:
+        lead = first.get(r.dataset)
+        return r.variant not in REGENERATING or lead is None or lead is r or lead not in todo
 
-    for r in todo:
-        if r.dataset not in first or r is first[r.dataset]:
-            submit(r)
+    def fill() -> None:
+        while todo and (limit is None or len(pending) < limit):
+            nxt = next((r for r in todo if ready(r) and r not in pending.values()), None)
+            if nxt is None:
+                return
+            pending[task.remote(fields_of(nxt), str(nxt.dir(opts.out)), nxt.seed)] = nxt
+            status.started(nxt)
+
+    fill()
     while pending:
         (ref,), _ = ray.wait(list(pending), num_returns=1)
         r = pending.pop(ref)
+        todo.remove(r)
         try:
             out = ray.get(ref)
             eta.step(f"runs ({r.label}: test N@20 {out['ndcg@20']:.4f}, {out['epochs']} epochs)")
+            status.ended(r, "finished")
         except Exception as exc:  # one failed run must not stop the grid; it is listed at the end
             failed.append(f"{r.label}: {str(exc).strip().splitlines()[-1]}")
             eta.step(f"runs ({r.label} FAILED)")
-        if first.get(r.dataset) is r:
-            for nxt in waiting.pop(r.dataset, []):
-                submit(nxt)
+            status.ended(r, "failed", failed[-1])
+        fill()
         on_done()
+    status.close()
     return failed
+
+
+def _union(old: list, new: list) -> list:
+    return list(old) + [x for x in new if x not in old]
+
+
+def record_plan(out: Path, runs: list[GridRun], variants: list[str], data: dict[str, str], opts: GridOptions) -> dict:
+    """`<out>/grid.json`: what this folder's grids asked for. A second grid into the same folder (e.g.
+    more backbones at one seed) adds its runs, so the table and `--status` cover both."""
+    old = json.loads((out / "grid.json").read_text()) if (out / "grid.json").is_file() else {}
+    if old and bool(old.get("smoke_test")) != opts.smoke_test:
+        raise ConfigError(f"{out}: holds a {'smoke-test' if old.get('smoke_test') else 'full-size'} grid; "
+                          f"use another --out for a {'smoke-test' if opts.smoke_test else 'full-size'} one")
+    meta = {"datasets": _union(old.get("datasets", []), list(data)),
+            "backbones": _union(old.get("backbones", []), opts.backbones),
+            "variants": _union(old.get("variants", []), variants),
+            "seeds": sorted(set(old.get("seeds", [])) | {r.seed for r in runs}),
+            "smoke_test": opts.smoke_test, "space": opts.space or old.get("space"),
+            "data": {**old.get("data", {}), **data},
+            "runs": _union(old.get("runs", []), [[r.dataset, r.backbone, r.variant, r.seed] for r in runs])}
+    tmp = out / ".grid.json.tmp"
+    tmp.write_text(json.dumps(meta, indent=2))
+    tmp.replace(out / "grid.json")
+    return meta
+
+
+def planned_runs(out: Path) -> list[GridRun]:
+    """The runs `<out>/grid.json` records, in their start order."""
+    path = Path(out) / "grid.json"
+    if not path.is_file():
+        raise ConfigError(f"--status: {out} holds no grid (no grid.json)")
+    meta = json.loads(path.read_text())
+    runs = [GridRun(d, b, v, int(s), meta["data"].get(d, d)) for d, b, v, s in meta.get("runs", [])]
+    return sorted(runs, key=lambda r: (r.seed, meta["backbones"].index(r.backbone), meta["datasets"].index(r.dataset),
+                                       meta["variants"].index(r.variant)))
 
 
 def run_grid(opts: GridOptions) -> dict:
@@ -184,12 +250,11 @@ def run_grid(opts: GridOptions) -> dict:
     runs = plan(opts, data)
     seeds = sorted({r.seed for r in runs})
     variants = list(opts.variants) + ([TUNED] if opts.space else [])
-    (out / "grid.json").write_text(json.dumps({"datasets": list(data), "backbones": opts.backbones,
-                                               "variants": variants, "seeds": seeds, "smoke_test": opts.smoke_test,
-                                               "space": opts.space, "data": data}, indent=2))
+    meta = record_plan(out, runs, variants, data, opts)
 
     def table() -> None:
-        write_table3(table3_rows(out, list(data), opts.backbones, variants, seeds, paper=not opts.smoke_test), out)
+        write_table3(table3_rows(out, meta["datasets"], meta["backbones"], meta["variants"], meta["seeds"],
+                                 paper=not opts.smoke_test), out)
 
     ensure_ray(dashboard=True)  # the per-cell studies' Train runs need the State API (RAY_TUNE_NOTES §3)
     failed = execute(opts, runs, lambda r: request_fields(opts, r), table)

@@ -1,0 +1,155 @@
+"""A grid's progress on disk and `dr4sr grid --status`: finished, running and remaining runs with their
+wall times and an ETA from the measured ones.
+
+The grid's driver keeps `<out>/status.json` (written atomically at every start and end of a run): its
+pid and host, its number of slots, and per run label the state and times. A run whose metrics.json
+holds test metrics is finished whatever status.json says; a run marked running by a driver that is no
+longer alive was interrupted (the same command resumes it from its checkpoint).
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from pathlib import Path
+
+from dr4sr.search.progress import fmt_seconds
+
+STATUS_NAME = "status.json"
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+class StatusFile:
+    """The driver's side: records when each run starts and ends, keeping earlier drivers' records."""
+
+    def __init__(self, out: Path, label: str, runs: list, slots: int | None):
+        self.path = Path(out) / (STATUS_NAME if label == "grid" else f"status-{label}.json")
+        old = read_json(self.path).get("runs", {})
+        for rec in old.values():
+            if rec.get("state") == "running":  # its driver is gone: this one replaces it
+                rec["state"] = "interrupted"
+        self.data = {"label": label, "pid": os.getpid(), "host": socket.gethostname(), "slots": slots,
+                     "driver_started": time.time(), "runs": old}
+        self._flush()
+
+    def _flush(self) -> None:
+        self.data["updated"] = time.time()
+        _write_json(self.path, self.data)
+
+    def started(self, run) -> None:
+        self.data["runs"][run.label] = {"state": "running", "started": time.time()}
+        self._flush()
+
+    def ended(self, run, state: str, error: str | None = None) -> None:
+        rec = self.data["runs"].setdefault(run.label, {"started": time.time()})
+        rec.update(state=state, ended=time.time())
+        if error:
+            rec["error"] = error
+        self._flush()
+
+    def close(self) -> None:
+        self.data["pid"] = None
+        self._flush()
+
+
+def driver_alive(status: dict) -> bool:
+    pid = status.get("pid")
+    if not pid or status.get("host") != socket.gethostname():
+        return bool(pid)  # another host's driver: trust the file
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run_wall_seconds(metrics: dict) -> float | None:
+    """A finished run's wall time: measured end to end, else its training's epochs (older runs)."""
+    if "run_wall_seconds" in metrics:
+        return float(metrics["run_wall_seconds"])
+    if "wall_seconds" in metrics:
+        return float(metrics["wall_seconds"]) + float(metrics.get("data_seconds", 0.0))
+    return None
+
+
+def estimate(run, walls: dict) -> float | None:
+    """Expected seconds of `run`: the mean of finished runs of the same (dataset, backbone, variant), else
+    (dataset, variant), else (variant), else every finished run."""
+    keys = [lambda r: (r.dataset, r.backbone, r.variant), lambda r: (r.dataset, r.variant), lambda r: r.variant,
+            lambda r: None]
+    for key in keys:
+        same = [w for r, w in walls.items() if key(r) == key(run)]
+        if same:
+            return sum(same) / len(same)
+    return None
+
+
+def grid_status(out: Path, runs: list) -> dict:
+    """Per planned run its state (finished, running, failed, interrupted, remaining) and wall seconds,
+    and the ETA: remaining work over the slots, by the estimates above."""
+    from dr4sr.search.grid import finished
+
+    status = read_json(Path(out) / STATUS_NAME)
+    alive = driver_alive(status)
+    records = status.get("runs", {})
+    now = time.time()
+    rows, walls = [], {}
+    for r in runs:
+        rec = records.get(r.label, {})
+        if finished(r.dir(out)):
+            wall = run_wall_seconds(read_json(r.dir(out) / "metrics.json"))
+            rows.append((r, "finished", wall))
+            if wall is not None:
+                walls[r] = wall
+        elif rec.get("state") == "running" and alive:
+            rows.append((r, "running", now - rec["started"]))
+        elif rec.get("state") in ("failed", "running", "interrupted"):
+            rows.append((r, "failed" if rec["state"] == "failed" else "interrupted", None))
+        else:
+            rows.append((r, "remaining", None))
+    left = 0.0
+    unknown = 0
+    for r, state, wall in rows:
+        if state == "finished":
+            continue
+        est = estimate(r, walls)
+        if est is None:
+            unknown += 1
+        elif state == "running":
+            left += max(est - wall, 0.0)
+        else:
+            left += est
+    slots = status.get("slots") or 1
+    return {"rows": rows, "alive": alive, "slots": slots, "eta_seconds": left / slots, "unestimated": unknown,
+            "core_hours": sum(walls.values()) / 3600}
+
+
+def format_status(out: Path, runs: list) -> str:
+    st = grid_status(out, runs)
+    counts = {}
+    lines = []
+    for r, state, wall in st["rows"]:
+        counts[state] = counts.get(state, 0) + 1
+        lines.append(f"  {state:<11} {r.label:<40} " + (fmt_seconds(wall) if wall is not None else ""))
+    head = (f"grid {out}: " + ", ".join(f"{counts[k]} {k}" for k in
+                                         ("finished", "running", "interrupted", "failed", "remaining") if k in counts)
+            + f" of {len(runs)}; driver {'running' if st['alive'] else 'not running'}")
+    eta = (f"ETA {fmt_seconds(st['eta_seconds'])} with {st['slots']} run(s) at once, from the measured wall times"
+           + (f" ({st['unestimated']} runs not estimated yet: no finished run of their kind)" if st["unestimated"] else "")
+           + f"; finished runs took {st['core_hours']:.2f} run-hours")
+    return "\n".join([head] + lines + [eta])
