@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from dr4sr.search.paper import BACKBONE as PAPER  # paper Table 3 (R@10, R@20, N@10, N@20)
+from dr4sr.search.paper import TABLE3  # paper Table 3 (R@10, R@20, N@10, N@20)
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "backbones.txt"
@@ -104,7 +104,7 @@ def table_row(backbone: str, metrics: dict, bench: dict) -> str:
 
 
 def paper_row(backbone: str, dataset: str) -> str:
-    p = PAPER.get(dataset, {}).get(backbone)
+    p = TABLE3.get((backbone, "backbone"), {}).get(dataset)
     if p is None:
         return f"{backbone:<8} paper (no row)"
     return f"{backbone:<8} paper " + " ".join(f"{v:.4f}" for v in p)

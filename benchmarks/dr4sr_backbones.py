@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from dr4sr.search.grid import finished  # shared with jobs/grid.py: a run folder with test metrics is kept
-from dr4sr.search.paper import BACKBONE as PAPER, DR4SR_N20 as PAPER_DR4SR_N20
+from dr4sr.search.paper import paper_ndcg20
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "dr4sr_backbones.txt"
@@ -39,10 +39,9 @@ def run_command(args, backbone: str, variant: str, seed: int, run_dir: Path) -> 
 
 
 def paper_line(dataset: str, backbone: str) -> str:
-    row = PAPER_DR4SR_N20.get(dataset, {}).get(backbone)
-    if row is None or backbone not in PAPER.get(dataset, {}):
+    base, dr4sr, plus = (paper_ndcg20(dataset, backbone, v) for v in ("backbone", "dr4sr", "dr4sr+"))
+    if None in (base, dr4sr, plus):
         return f"paper: no Table 3 row for {backbone} on {dataset}"
-    base, (dr4sr, plus) = PAPER[dataset][backbone][3], row
     return (f"paper N@20: {backbone} {base:.4f} -> DR4SR {dr4sr:.4f} ({dr4sr / base - 1:+.1%}), "
             f"DR4SR+ {plus:.4f} ({plus / base - 1:+.1%})")
 

@@ -72,11 +72,9 @@ def report_folder(folder: str) -> int:
         write_study_report(path)
         return 0
     if (path / "grid.json").is_file():
-        from dr4sr.search.tables import table3_rows, write_table3
+        from dr4sr.search.grid import write_grid_table
 
-        g = json.loads((path / "grid.json").read_text())
-        rows = table3_rows(path, g["datasets"], g["backbones"], g["variants"], g["seeds"], paper=not g["smoke_test"])
-        written = write_table3(rows, path)
+        written = write_grid_table(path, json.loads((path / "grid.json").read_text()))
         print((path / "table3.md").read_text() + "wrote " + ", ".join(map(str, written)))
         return 0
     raise DR4SRError(f"{path}: neither a study folder (study.json) nor a grid folder (grid.json)")

@@ -51,13 +51,24 @@ def test_tiny_grid_writes_table3_and_resumes(ray_session, tiny_dataset, tmp_path
     runs = [GridRun("tiny", "sasrec", v, 0, "") for v in ("backbone", "pattern", "dr4sr")]
     assert all(finished(r.dir(opts.out)) for r in runs)
     table = (opts.out / "table3.md").read_text()
-    assert "| tiny | sasrec | backbone | 1 |" in table and "| tiny | sasrec | dr4sr | 1 |" in table
+    assert table.startswith("**SMOKE TEST (300-user samples, 2 epochs): not a result**")
+    assert "| SASRec | SASRec | " in table and "| SASRec | DR4SR | " in table and "| SASRec | pattern + original | " in table
+    assert (opts.out / "table3_tiny.png").is_file()
     assert json.loads((opts.out / "grid.json").read_text())["datasets"] == ["tiny"]
     from dr4sr.search.grid import planned_runs
     from dr4sr.search.grid_status import format_status
 
     status = format_status(opts.out, planned_runs(opts.out))
     assert status.splitlines()[0].endswith("3 finished of 3; driver not running")
+    # the export holds what the table needs and nothing heavy; as a grid folder it counts the runs as done
+    from dr4sr.cli import main
+
+    assert main(["grid", "--out", str(opts.out), "--export", str(tmp_path / "records")]) == 0
+    files = sorted(p.relative_to(tmp_path / "records").as_posix() for p in (tmp_path / "records").rglob("*")
+                   if p.is_file())
+    assert "tiny/sasrec/dr4sr-seed0/metrics.json" in files and not any(f.endswith(".pt") for f in files)
+    assert (tmp_path / "records" / "table3.md").read_text() == (opts.out / "table3.md").read_text()
+    assert all(finished(r.dir(tmp_path / "records")) for r in runs)
     # the SASRec init of dr4sr is the backbone run itself: 3 train artifacts for 3 runs
     assert len(list((tmp_path / "store" / "train").glob("[!.]*"))) == 3
     before = (opts.out / "tiny" / "sasrec" / "dr4sr-seed0" / "metrics.json").stat().st_mtime_ns

@@ -116,6 +116,9 @@ def add_grid_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true", help="list the runs and which are already finished")
     p.add_argument("--status", action="store_true",
                    help="show the grid in --out: finished, running and remaining runs, wall times, ETA; then exit")
+    p.add_argument("--export", default=None, metavar="DIR",
+                   help="copy the finished runs' metrics.json and user_metrics.parquet (no weights) to DIR in the "
+                        "grid's layout, rewrite its table3.* there, then exit")
 
 
 def cmd_grid(args) -> int:
@@ -125,6 +128,17 @@ def cmd_grid(args) -> int:
         from dr4sr.search.grid_status import format_status
 
         print(format_status(Path(args.out), planned_runs(Path(args.out))))
+        return 0
+    if args.export:
+        import json
+
+        from dr4sr.search.grid import write_grid_table
+        from dr4sr.search.grid_status import export_records
+
+        runs = planned_runs(Path(args.out))
+        copied = export_records(Path(args.out), runs, Path(args.export))
+        written = write_grid_table(Path(args.export), json.loads((Path(args.out) / "grid.json").read_text()))
+        print(f"exported {len(copied)} of {len(runs)} runs to {args.export}; wrote " + ", ".join(map(str, written)))
         return 0
 
     opts = GridOptions(Path(args.out), args.backbones, args.datasets, args.variants, args.seeds, args.store,

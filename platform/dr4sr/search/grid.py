@@ -231,15 +231,29 @@ def planned_runs(out: Path) -> list[GridRun]:
     """The runs `<out>/grid.json` records, in their start order."""
     path = Path(out) / "grid.json"
     if not path.is_file():
-        raise ConfigError(f"--status: {out} holds no grid (no grid.json)")
+        raise ConfigError(f"--out {out}: holds no grid (no grid.json)")
     meta = json.loads(path.read_text())
     runs = [GridRun(d, b, v, int(s), meta["data"].get(d, d)) for d, b, v, s in meta.get("runs", [])]
     return sorted(runs, key=lambda r: (r.seed, meta["backbones"].index(r.backbone), meta["datasets"].index(r.dataset),
                                        meta["variants"].index(r.variant)))
 
 
-def run_grid(opts: GridOptions) -> dict:
+def grid_title(meta: dict) -> str | None:
+    """The first line of a smoke grid's every table and figure: its numbers are not results."""
+    if not meta.get("smoke_test"):
+        return None
+    return f"SMOKE TEST ({SMOKE_USERS}-user samples, 2 epochs): not a result"
+
+
+def write_grid_table(out: Path, meta: dict) -> list[Path]:
     from dr4sr.search.tables import table3_rows, write_table3
+
+    rows = table3_rows(out, meta["datasets"], meta["backbones"], meta["variants"], meta["seeds"],
+                       paper=not meta.get("smoke_test"))
+    return write_table3(rows, out, title=grid_title(meta), figures=True)
+
+
+def run_grid(opts: GridOptions) -> dict:
     from dr4sr.train.ray_train import ensure_ray
 
     opts.validate()
@@ -253,8 +267,7 @@ def run_grid(opts: GridOptions) -> dict:
     meta = record_plan(out, runs, variants, data, opts)
 
     def table() -> None:
-        write_table3(table3_rows(out, meta["datasets"], meta["backbones"], meta["variants"], meta["seeds"],
-                                 paper=not opts.smoke_test), out)
+        write_grid_table(out, meta)
 
     ensure_ray(dashboard=True)  # the per-cell studies' Train runs need the State API (RAY_TUNE_NOTES §3)
     failed = execute(opts, runs, lambda r: request_fields(opts, r), table)

@@ -139,6 +139,35 @@ def grid_status(out: Path, runs: list) -> dict:
             "core_hours": sum(walls.values()) / 3600}
 
 
+RECORD_FILES = ("metrics.json", "user_metrics.parquet")
+
+
+def export_records(out: Path, runs: list, dest: Path) -> list:
+    """Copy what Table 3 needs of each finished run (metrics.json, user_metrics.parquet: no weights, no
+    checkpoints) to `dest` in the grid's own layout, with grid.json and status.json. Copying `dest` back
+    into a grid folder (or using it as `--out`) makes the grid skip those runs and rebuild the same table."""
+    import shutil
+
+    from dr4sr.search.grid import finished
+
+    out, dest = Path(out), Path(dest)
+    copied = []
+    for r in runs:
+        if not finished(r.dir(out)):
+            continue
+        target = r.dir(dest)
+        target.mkdir(parents=True, exist_ok=True)
+        for name in RECORD_FILES:
+            tmp = target / f".{name}.tmp"
+            shutil.copyfile(r.dir(out) / name, tmp)
+            os.replace(tmp, target / name)
+        copied.append(r)
+    for name in ("grid.json", STATUS_NAME):
+        if (out / name).is_file():
+            shutil.copyfile(out / name, dest / name)
+    return copied
+
+
 def format_status(out: Path, runs: list) -> str:
     st = grid_status(out, runs)
     counts = {}

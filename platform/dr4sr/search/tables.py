@@ -1,20 +1,24 @@
-"""The paper's Table 3 from a grid folder: mean ± std over seeds, gain over the backbone, significance.
+"""The paper's Table 3 from a grid folder: means over seeds, gains over the backbone, paired tests.
 
-Run folders are `<grid>/<dataset>/<backbone>/<variant>-seed<S>`. A variant's gain is on NDCG@20 of
-the seed means; its mark comes from `dr4sr.report.paired_test` (per-user NDCG@20 averaged over the
-seeds both rows finished, paired t-test): `*` p < 0.05, `**` p < 0.01. Rows fill in as runs finish.
+Run folders are `<grid>/<dataset>/<model>/<variant>-seed<S>`. Each (dataset, model, variant) becomes
+one long-format row with, per metric, the mean and std over the seeds that finished, the relative gain
+over the backbone (seed means over the seeds both rows finished), a paired t-test over users (each
+user's metric averaged over those seeds; `*` p < 0.05, `**` p < 0.01) and the paper's value. Rows fill
+in as runs finish. `table3_format` renders them in the paper's layout; `write_table3` writes all files.
 """
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import numpy as np
 
-from dr4sr.report import METRICS, load_run, paired_test
-from dr4sr.search.paper import paper_ndcg20
+from dr4sr.report import METRICS, load_run
+from dr4sr.search.paper import paper_value
 
 SHORT = {"recall@10": "R@10", "recall@20": "R@20", "ndcg@10": "N@10", "ndcg@20": "N@20"}
+BASELINE = "backbone"
 
 
 def run_dir(grid: Path, dataset: str, backbone: str, variant: str, seed: int) -> Path:
@@ -33,9 +37,29 @@ def _load(grid, dataset, backbone, variant, seeds) -> dict[int, tuple]:
     return out
 
 
-def table3_rows(grid: str | Path, datasets, backbones, variants, seeds, baseline: str = "backbone",
+def user_metric(ranks: np.ndarray, metric: str) -> np.ndarray:
+    """Each user's value of `metric` from the 1-based rank of their target (closed forms)."""
+    kind, k = metric.split("@")
+    ranks = np.asarray(ranks, dtype=np.float64)
+    hit = ranks <= int(k)
+    return np.where(hit, 1.0 / np.log2(ranks + 1.0), 0.0) if kind == "ndcg" else hit.astype(np.float64)
+
+
+def paired_pvalue(base: list, new: list, metric: str) -> float:
+    """Paired t-test over users; per user the metric is averaged over the given seeds' runs."""
+    from scipy import stats
+
+    users = base[0][1]
+    if any(len(r[1]) != len(users) or not np.array_equal(r[1], users) for r in base + new):
+        raise ValueError("the runs rank different users: not the same dataset split")
+    a = np.mean([user_metric(r[2], metric) for r in base], axis=0)
+    b = np.mean([user_metric(r[2], metric) for r in new], axis=0)
+    return float(stats.ttest_rel(b, a).pvalue) if np.any(b != a) else 1.0
+
+
+def table3_rows(grid: str | Path, datasets, backbones, variants, seeds, baseline: str = BASELINE,
                 paper: bool = True) -> list[dict]:
-    """One row per (dataset, backbone, variant) with finished runs; `paper=False` for user samples."""
+    """One row per (dataset, model, variant) with finished runs; `paper=False` for user samples."""
     rows = []
     for dataset in datasets:
         for backbone in backbones:
@@ -44,71 +68,63 @@ def table3_rows(grid: str | Path, datasets, backbones, variants, seeds, baseline
                 runs = base if variant == baseline else _load(grid, dataset, backbone, variant, seeds)
                 if not runs:
                     continue
-                row = {"dataset": dataset, "backbone": backbone, "variant": variant, "seeds": len(runs)}
+                row = {"dataset": dataset, "backbone": backbone, "variant": variant, "seeds": len(runs),
+                       "seed_list": " ".join(map(str, sorted(runs)))}
+                shared = sorted(set(base) & set(runs)) if variant != baseline else []
                 for m in METRICS:
                     vals = [r[0]["test"][m] for r in runs.values()]
                     row[f"{m}_mean"], row[f"{m}_std"] = float(np.mean(vals)), float(np.std(vals))
-                row["paper_ndcg@20"] = paper_ndcg20(dataset, backbone, variant) if paper else None
-                shared = sorted(set(base) & set(runs))
-                if variant != baseline and shared:
-                    b_mean = float(np.mean([base[s][0]["test"]["ndcg@20"] for s in shared]))
-                    v_mean = float(np.mean([runs[s][0]["test"]["ndcg@20"] for s in shared]))
-                    row["gain_ndcg@20"] = v_mean / b_mean - 1 if b_mean > 0 else float("nan")
-                    sig = paired_test([base[s][2] for s in shared], [runs[s][2] for s in shared])
-                    row["t_pvalue"] = sig["t_pvalue"]
+                    row[f"{m}_paper"] = paper_value(dataset, backbone, variant, m) if paper else None
+                    if shared:
+                        b_mean = float(np.mean([base[s][0]["test"][m] for s in shared]))
+                        v_mean = float(np.mean([runs[s][0]["test"][m] for s in shared]))
+                        row[f"{m}_gain"] = v_mean / b_mean - 1 if b_mean > 0 else float("nan")
+                        row[f"{m}_pvalue"] = paired_pvalue([base[s] for s in shared], [runs[s] for s in shared], m)
+                if shared:
+                    row["paired_seeds"] = len(shared)
                 rows.append(row)
     return rows
 
 
-def mark(row: dict) -> str:
-    p = row.get("t_pvalue")
+def mark(row: dict, metric: str = "ndcg@20") -> str:
+    p = row.get(f"{metric}_pvalue")
     return "" if p is None else "**" if p < 0.01 else "*" if p < 0.05 else ""
 
 
-def _cell(row: dict, m: str, pm: str) -> str:
-    return f"{row[f'{m}_mean']:.4f}{pm}{row[f'{m}_std']:.4f}"
+def csv_fields() -> list[str]:
+    per_metric = [f"{m}_{s}" for m in METRICS for s in ("mean", "std", "gain", "pvalue", "paper")]
+    return ["dataset", "backbone", "variant", "seeds", "seed_list", "paired_seeds"] + per_metric
 
 
-def to_markdown(rows: list[dict]) -> str:
-    head = "| dataset | backbone | variant | seeds | " + " | ".join(SHORT[m] for m in METRICS) + \
-           " | gain N@20 | paper N@20 |"
-    lines = [head, "|" + "---|" * (len(METRICS) + 6)]
-    for r in rows:
-        gain = f"{100 * r['gain_ndcg@20']:+.1f}%{mark(r)}" if "gain_ndcg@20" in r else ""
-        paper = f"{r['paper_ndcg@20']:.4f}" if r["paper_ndcg@20"] else ""
-        lines.append(f"| {r['dataset']} | {r['backbone']} | {r['variant']} | {r['seeds']} | "
-                     + " | ".join(_cell(r, m, " ± ") for m in METRICS) + f" | {gain} | {paper} |")
-    return "\n".join(lines)
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
-def to_latex(rows: list[dict]) -> str:
-    lines = [r"\begin{tabular}{lll" + "r" * (len(METRICS) + 1) + "}", r"\toprule",
-             "Dataset & Backbone & Variant & " + " & ".join(SHORT[m] for m in METRICS) + r" & Gain N@20 \\",
-             r"\midrule"]
-    for r in rows:
-        gain = f"{100 * r['gain_ndcg@20']:+.1f}\\%{mark(r).replace('*', '$^*$')}" if "gain_ndcg@20" in r else ""
-        cells = " & ".join(_cell(r, m, r"$\pm$") for m in METRICS)
-        lines.append(f"{r['dataset']} & {r['backbone']} & {r['variant'].replace('+', '$^+$')} & {cells} & {gain} \\\\")
-    lines += [r"\bottomrule", r"\end{tabular}"]
-    return "\n".join(lines)
+def write_table3(rows: list[dict], out_dir: str | Path, name: str = "table3", title: str | None = None,
+                 figures: bool = False) -> list[Path]:
+    """`<name>.md`, `.tex`, `.csv` in `out_dir` (each written atomically: readers never see half a table);
+    `title` is the first line of each (e.g. the smoke-test label). With `figures`, one PNG per dataset."""
+    from dr4sr.search.table3_format import to_latex, to_markdown
 
-
-def write_table3(rows: list[dict], out_dir: str | Path, name: str = "table3") -> list[Path]:
-    """`<name>.md`, `.tex`, `.csv` in `out_dir`, each written atomically (readers never see half a table)."""
     out_dir = Path(out_dir)
     paths = []
-    fields = ["dataset", "backbone", "variant", "seeds"] + [f"{m}_{s}" for m in METRICS for s in ("mean", "std")] + \
-             ["gain_ndcg@20", "t_pvalue", "paper_ndcg@20"]
-    for ext, text in (("md", to_markdown(rows) + "\n"), ("tex", to_latex(rows) + "\n"), ("csv", None)):
-        path = out_dir / f"{name}.{ext}"
-        tmp = path.with_name(f".{path.name}.tmp")
-        if text is None:
-            with open(tmp, "w", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-                w.writeheader()
-                w.writerows(rows)
-        else:
-            tmp.write_text(text)
-        tmp.replace(path)
-        paths.append(path)
+    for ext, text in (("md", to_markdown(rows, title)), ("tex", to_latex(rows, title))):
+        paths.append(out_dir / f"{name}.{ext}")
+        _atomic_write(paths[-1], text)
+    path = out_dir / f"{name}.csv"
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as f:
+        if title:
+            f.write(f"# {title}\n")
+        w = csv.DictWriter(f, fieldnames=csv_fields(), extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+    paths.append(path)
+    if figures:
+        from dr4sr.search.table3_plot import plot_datasets
+
+        paths += plot_datasets(rows, out_dir, name, title)
     return paths
