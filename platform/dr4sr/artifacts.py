@@ -6,6 +6,9 @@ reuses earlier artifacts. Writes go to a staging directory renamed into place wh
 a crash never leaves a half artifact that a later run would trust. One process at a time builds an
 id (a file lock per id); others wait and reuse it. The staging directory is the same for every build
 of an id, so a killed build is resumed (training keeps its checkpoints there) or cleared, never piled up.
+The manifest lists every file with its size and SHA-256: a lookup checks the sizes (and the hashes of
+small files), so a truncated, missing or unreadable file makes the artifact count as absent (rebuilt,
+with one line naming it); `dr4sr store verify` checks every hash.
 """
 from __future__ import annotations
 
@@ -25,7 +28,52 @@ FORMAT_VERSION = 1
 DEFAULT_ROOT_ENV = "DR4SR_ARTIFACTS"
 STAGING_PREFIX = ".staging-"
 LOCK_DIR = ".locks"
+MANIFEST = "manifest.json"
+HASH_ON_LOOKUP = 16 << 20  # files up to this size are also hashed on lookup; larger ones by `store verify`
 Log = Callable[[str], None]
+
+
+def _warn(msg: str) -> None:
+    import sys
+
+    print(msg, file=sys.stderr, flush=True)
+
+
+def file_sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def file_table(folder: Path) -> dict[str, dict]:
+    """{relative path: {size, sha256}} of every file under `folder` but the manifest."""
+    out = {}
+    for path in sorted(Path(folder).rglob("*")):
+        if path.is_file() and path.name != MANIFEST:
+            out[path.relative_to(folder).as_posix()] = {"size": path.stat().st_size, "sha256": file_sha256(path)}
+    return out
+
+
+def check_artifact(path: Path, full: bool = False) -> str | None:
+    """Why the artifact at `path` cannot be trusted, or None. Sizes always; hashes of small files, or of
+    every file with `full`. Artifacts written before manifests listed their files are checked for the
+    manifest only."""
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return f"{MANIFEST} unreadable ({exc.__class__.__name__})"
+    if not isinstance(manifest, dict):
+        return f"{MANIFEST} is not a JSON object"
+    for name, rec in (manifest.get("files") or {}).items():
+        f = path / name
+        try:
+            size = f.stat().st_size
+        except OSError:
+            return f"{name} is missing"
+        if size != rec["size"]:
+            return f"{name} has {size:,} bytes, the manifest says {rec['size']:,}"
+        if (full or size <= HASH_ON_LOOKUP) and file_sha256(f) != rec["sha256"]:
+            return f"{name} does not match its SHA-256 in the manifest"
+    return None
 
 
 def default_root() -> Path:
@@ -67,6 +115,7 @@ class ArtifactStore:
     def __init__(self, root: str | Path | None = None):
         self.root = Path(root).expanduser() if root is not None else default_root()
         self.observer: Callable[[str, str, str], None] | None = None  # (event, stage, id): progress display
+        self._checked: dict[tuple, str | None] = {}  # (path, manifest mtime) -> problem: check once per process
 
     def path(self, stage: str, aid: str) -> Path:
         return self.root / stage / aid
@@ -76,10 +125,17 @@ class ArtifactStore:
         return self.root / stage / f"{STAGING_PREFIX}{aid}"
 
     def get(self, stage: str, aid: str) -> Artifact | None:
+        """The finished artifact, or None: absent, or damaged (then it is rebuilt by the next build)."""
         p = self.path(stage, aid)
-        if (p / "manifest.json").exists():
-            return Artifact(stage, aid, p)
-        return None
+        try:
+            key = (str(p), (p / MANIFEST).stat().st_mtime_ns)
+        except OSError:
+            return None
+        if key not in self._checked:
+            self._checked[key] = check_artifact(p)
+            if self._checked[key]:
+                _warn(f"artifact {stage} {aid} at {p} is damaged: {self._checked[key]}; it will be rebuilt")
+        return None if self._checked[key] else Artifact(stage, aid, p)
 
     @contextlib.contextmanager
     def claim(self, stage: str, aid: str, log: Log | None = None) -> Iterator[None]:
@@ -160,10 +216,11 @@ class ArtifactStore:
 
     def _commit(self, writer: "ArtifactWriter", manifest: dict, final: Path) -> None:
         """manifest.json last, then one rename: the artifact appears complete or not at all."""
+        manifest["files"] = file_table(writer.dir)
         tmp = writer.dir / ".manifest.json.tmp"
         tmp.write_text(json.dumps(manifest, indent=2))
         os.replace(tmp, writer.dir / "manifest.json")
-        if final.exists():  # a directory without a manifest is never trusted: an old crash's leftover
+        if final.exists():  # without a good manifest it is never trusted: an old crash's leftover, or damaged
             shutil.rmtree(final)
         os.rename(writer.dir, final)
         writer.artifact = Artifact(writer.stage, writer.id, final)

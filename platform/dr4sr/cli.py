@@ -45,7 +45,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # the platform never phon
 
 # modules that add subcommands; a module absent from this build is skipped
 COMMAND_MODULES = ("dr4sr.mining.cli", "dr4sr.regen.cli", "dr4sr.pipeline_cli", "dr4sr.report_cli",
-                   "dr4sr.cluster", "dr4sr.search.cli")
+                   "dr4sr.cluster", "dr4sr.search.cli", "dr4sr.store_cli")
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
