@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Table 3 at real size through the product's own grid job: every dataset, full training (early stopping on
+# validation NDCG@20, patience 20), two runs at a time with one thread each. Resumable: the same command
+# skips finished runs and resumes interrupted ones from their checkpoints in the store.
+#   part a: SASRec x {beauty, toys, sports, yelp} x {backbone, dr4sr, pattern, dr4sr+, constant} x seeds {0, 1}
+#           (the regenerating variants with --preset paper-era, the recipe that produced the paper's numbers;
+#           every cell's seed 0 runs before any seed 1)
+#   part b: the other four target models x 4 datasets x {backbone, dr4sr, pattern} at seed 0, in the same folder
+# Usage: benchmarks/table3_grid.sh a|b [extra dr4sr grid args]; then `dr4sr grid --status --out $OUT`,
+# `dr4sr report $OUT` (table3.md/.tex/.csv, table3_<dataset>.png), `dr4sr grid --out $OUT --export DIR`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-runs/table3}
+STORE=${STORE:-artifacts}
+part=${1:?part a or b}; shift
+bash scripts/setup.sh
+export RAY_USAGE_STATS_ENABLED=0 OMP_NUM_THREADS=1
+if [ -z "${DR4SR_DATA_DIR:-}" ] && [ -d ../shared/datasets ]; then export DR4SR_DATA_DIR=$(cd ../shared/datasets && pwd); fi
+common=(--out "$OUT" --store "$STORE" --datasets beauty toys sports yelp --preset paper-era --max-concurrent 2)
+case "$part" in
+  a) exec .venv/bin/dr4sr grid "${common[@]}" --backbones sasrec \
+       --variants backbone dr4sr pattern dr4sr+ constant --seeds 0 1 "$@" ;;
+  b) exec .venv/bin/dr4sr grid "${common[@]}" --backbones gru4rec fmlp gcegnn cl4srec \
+       --variants backbone dr4sr pattern --seeds 0 "$@" ;;
+  *) echo "part must be a or b" >&2; exit 2 ;;
+esac
