@@ -99,3 +99,19 @@ def test_figures_one_png_per_dataset(grid):
     paths = write_table3(rows, grid, figures=True)
     png = [p for p in paths if p.suffix == ".png"]
     assert [p.name for p in png] == ["table3_toys.png"] and png[0].read_bytes()[:4] == b"\x89PNG"
+
+
+def test_head_to_head_answers_each_question_with_a_paired_test(grid):
+    from dr4sr.search.table3_format import to_markdown
+    from dr4sr.search.tables import head_to_head
+
+    duels = head_to_head(grid, ["toys"], ["sasrec"], [0, 1])
+    by = {(d["variant"], d["against"]): d for d in duels}
+    # dr4sr vs backbone over both seeds: N@20 0.035 vs 0.025; pattern vs backbone on seed 0 only: 0.021 vs 0.020;
+    # pattern vs dr4sr on seed 0: 0.021 vs 0.030; no dr4sr+ / constant runs: those questions stay open
+    assert set(by) == {("dr4sr", "backbone"), ("pattern", "dr4sr"), ("pattern", "backbone")}
+    assert by["dr4sr", "backbone"]["gain"] == pytest.approx(0.4) and by["dr4sr", "backbone"]["seeds"] == 2
+    assert by["pattern", "dr4sr"]["gain"] == pytest.approx(0.021 / 0.030 - 1) and by["pattern", "dr4sr"]["seeds"] == 1
+    assert by["pattern", "dr4sr"]["pvalue"] < 1e-10  # the fake dr4sr ranks 100 users first, pattern none
+    text = to_markdown(table3_rows(grid, ["toys"], ["sasrec"], ["backbone", "dr4sr"], [0, 1]), None, duels)
+    assert "| toys | SASRec | +40.0% (p " in text and "pattern + original vs DR4SR" in text

@@ -33,7 +33,7 @@ def layout(rows: list[dict]) -> tuple[list[str], list[tuple[str, list[str]]], di
 
 def row_name(model: str, variant: str) -> str:
     if variant in (BASELINE, "baseline"):
-        return MODEL_NAMES.get(model, model)
+        return MODEL_NAMES.get(model, model) or variant
     return VARIANT_NAMES.get(variant, variant)
 
 
@@ -80,13 +80,32 @@ def _lines(rows: list[dict], cell, improv: bool) -> list[tuple[str, str, list[st
 
 def footnote(rows: list[dict]) -> str:
     most = max(r["seeds"] for r in rows)
-    return (f"Test metrics, full ranking over all items; mean over {most} seed(s) unless marked {ONE_SEED}. "
+    seeds = f"mean over {most} seeds unless marked {ONE_SEED}" if most > 1 else f"one seed per cell ({ONE_SEED})"
+    return (f"Test metrics, full ranking over all items; {seeds}. "
             f"Improv.: gain over the same model's backbone row (seeds both rows finished). `*` p < 0.05, `**` "
             f"p < 0.01: paired t-test over users against the backbone, each user's metric averaged over those seeds. "
             f"{ONE_SEED}: one seed only. {MISSING}: not run (yet).")
 
 
-def to_markdown(rows: list[dict], title: str | None = None) -> str:
+def duels_markdown(duels: list[dict]) -> list[str]:
+    """One line per (dataset, model): each question's gain on test N@20 and its paired p."""
+    if not duels:
+        return []
+    cols = list(dict.fromkeys((d["variant"], d["against"]) for d in duels))
+    by = {(d["dataset"], d["backbone"], d["variant"], d["against"]): d for d in duels}
+    keys = list(dict.fromkeys((d["dataset"], d["backbone"]) for d in duels))
+    head = "| dataset | model | " + " | ".join(f"{row_name('', v)} vs {row_name('', o)}" for v, o in cols) + " |"
+    lines = ["", "### Head to head (test N@20: gain, paired t-test p, seeds)", "", head, "|---|---|" + "---:|" * len(cols)]
+    for dataset, model in keys:
+        cells = []
+        for v, o in cols:
+            d = by.get((dataset, model, v, o))
+            cells.append(MISSING if d is None else f"{100 * d['gain']:+.1f}% (p {d['pvalue']:.2g}, {d['seeds']})")
+        lines.append(f"| {dataset} | {MODEL_NAMES.get(model, model)} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def to_markdown(rows: list[dict], title: str | None = None, duels: list[dict] | None = None) -> str:
     if not rows:
         return (f"**{title}**\n\n" if title else "") + "No finished runs yet.\n"
     datasets = layout(rows)[0]
@@ -97,7 +116,7 @@ def to_markdown(rows: list[dict], title: str | None = None) -> str:
         return [head, sep] + [f"| {a} | {b} | " + " | ".join(c) + " |" for a, b, c in lines]
 
     text = ([f"**{title}**", ""] if title else []) + ["### Ours", ""] + table(_lines(rows, value_cell, True))
-    text += ["", footnote(rows)]
+    text += ["", footnote(rows)] + duels_markdown(duels or [])
     diffs = _lines([r for r in rows if any(r.get(f"{m}_paper") is not None for m in METRICS)], diff_cell, False)
     if diffs:
         text += ["", "### Ours minus the paper's (the paper's value in brackets)", ""] + table(diffs)

@@ -86,6 +86,35 @@ def table3_rows(grid: str | Path, datasets, backbones, variants, seeds, baseline
     return rows
 
 
+# the questions a grid answers per (dataset, model): (variant, against), both on test NDCG@20
+QUESTIONS = (("dr4sr", "backbone"), ("pattern", "dr4sr"), ("dr4sr+", "dr4sr"), ("dr4sr+", "constant"),
+             ("pattern", "backbone"))
+
+
+def head_to_head(grid: str | Path, datasets, backbones, seeds, questions=QUESTIONS,
+                 metric: str = "ndcg@20") -> list[dict]:
+    """Per (dataset, model, question) with both variants finished on some seed: the relative gain of the
+    seed means and the paired t-test over users (seeds both finished)."""
+    out = []
+    for dataset in datasets:
+        for backbone in backbones:
+            cache = {}
+            for new, old in questions:
+                for v in (new, old):
+                    if v not in cache:
+                        cache[v] = _load(grid, dataset, backbone, v, seeds)
+                shared = sorted(set(cache[new]) & set(cache[old]))
+                if not shared:
+                    continue
+                a = float(np.mean([cache[old][s][0]["test"][metric] for s in shared]))
+                b = float(np.mean([cache[new][s][0]["test"][metric] for s in shared]))
+                out.append({"dataset": dataset, "backbone": backbone, "variant": new, "against": old,
+                            "seeds": len(shared), "gain": b / a - 1 if a > 0 else float("nan"),
+                            "pvalue": paired_pvalue([cache[old][s] for s in shared], [cache[new][s] for s in shared],
+                                                    metric)})
+    return out
+
+
 def mark(row: dict, metric: str = "ndcg@20") -> str:
     p = row.get(f"{metric}_pvalue")
     return "" if p is None else "**" if p < 0.01 else "*" if p < 0.05 else ""
@@ -103,14 +132,14 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def write_table3(rows: list[dict], out_dir: str | Path, name: str = "table3", title: str | None = None,
-                 figures: bool = False) -> list[Path]:
+                 figures: bool = False, duels: list[dict] | None = None) -> list[Path]:
     """`<name>.md`, `.tex`, `.csv` in `out_dir` (each written atomically: readers never see half a table);
     `title` is the first line of each (e.g. the smoke-test label). With `figures`, one PNG per dataset."""
     from dr4sr.search.table3_format import to_latex, to_markdown
 
     out_dir = Path(out_dir)
     paths = []
-    for ext, text in (("md", to_markdown(rows, title)), ("tex", to_latex(rows, title))):
+    for ext, text in (("md", to_markdown(rows, title, duels)), ("tex", to_latex(rows, title))):
         paths.append(out_dir / f"{name}.{ext}")
         _atomic_write(paths[-1], text)
     path = out_dir / f"{name}.csv"
