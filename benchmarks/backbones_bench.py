@@ -38,7 +38,7 @@ def run_one(backbone: str, dataset: str, out: Path, overrides: list[str], smoke:
     from dr4sr.train.runner import build_run_config, train_stage
 
     cfg = build_run_config(backbone, dataset, parse_overrides(overrides), smoke_test=smoke)
-    metrics = train_stage(cfg, out, store_root=str(out.parent / "artifacts"))
+    train_stage(cfg, out, store_root=str(out.parent / "artifacts"))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     bench = {"peak_rss_mb": peak_mb, "max_epochs": cfg.train.max_epochs, "patience": cfg.train.patience,
              "threads": torch.get_num_threads()}
@@ -136,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         lines = [time_batches(b, args.dataset, args.time_batches, args.threads) for b in args.backbones]
         print("\n".join(lines))
         with open(args.results, "a") as f:
-            f.write(f"\n# {args.dataset}: train-step cost, {time.strftime('%Y-%m-%d %H:%M')}\n" + "\n".join(lines) + "\n")
+            f.write(f"\n# {args.dataset}: train-step cost, {time.strftime('%Y-%m-%d %H:%M')}\n"
+                    + "\n".join(lines) + "\n")
         return 0
     for backbone in args.backbones:
         cmd = [sys.executable, __file__, "--run-one", backbone, "--dataset", args.dataset,
@@ -158,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
             stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(started))
             with open(args.results, "a") as f:
                 f.write(f"\n# {args.dataset} / {backbone}, started {stamp}, wall {time.time() - started:.0f} s, "
-                        f"overrides {args.overrides or 'none'}, torch threads {bench.get('threads')}\n{HEADER}\n" + "\n".join(lines) + "\n")
+                        f"overrides {args.overrides or 'none'}, torch threads {bench.get('threads')}\n{HEADER}\n"
+                        + "\n".join(lines) + "\n")
     return 0
 
 

@@ -6,7 +6,8 @@ an epoch's time goes (issue 15, target 1).
     python benchmarks/epoch_profile.py --device cuda --precision bf16 --compile   # target 7 (GPU options)
 
 It runs the real training loop's pieces (TrainBatcher, the backbone, next_item_loss, Adam, the
-full-ranking evaluation; not CL4SRec's auxiliary contrastive loss) without early stopping or checkpoints, so each epoch is timed alone. Both
+full-ranking evaluation; not CL4SRec's auxiliary contrastive loss) without early stopping or checkpoints, \
+so each epoch is timed alone. Both
 wall and process CPU seconds are printed: on a shared machine CPU seconds / threads is the steadier
 figure. The first epoch includes warm-up and is reported separately (with --compile: the compile).
 --precision bf16 runs the forward and loss under torch.autocast (bf16) with fp32 weights and Adam;
@@ -20,9 +21,9 @@ import os
 import sys
 import time
 
+import accel  # a sibling script: this folder is sys.path[0]
 import torch
 
-import accel  # a sibling script: this folder is sys.path[0]
 from dr4sr.data.batching import TrainBatcher
 from dr4sr.models.base import BuildContext
 from dr4sr.models.registry import build_backbone, get_backbone
@@ -67,7 +68,8 @@ def main(argv=None) -> int:
               "time it with a real run (metrics.json seconds_per_epoch)", flush=True)
     print(f"{args.backbone} on {args.dataset}: {batcher.num_rows:,} rows, {batcher.num_targets():,} targets, "
           f"{len(batcher)} batches of {cfg.train.batch_size}; torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, load {os.getloadavg()[0]:.1f}; {accel.describe(args, device)}", flush=True)
+          f"{torch.get_num_threads()} threads, load {os.getloadavg()[0]:.1f}; {accel.describe(args, device)}",
+          flush=True)
 
     def train_epoch(epoch: int) -> float:
         model.train()
@@ -102,14 +104,16 @@ def main(argv=None) -> int:
         print(f"epoch {e}: train {wall:.2f} s wall ({cpu:.2f} s CPU), loss {loss:.4f} | valid pass {ewall:.2f} s "
               f"wall ({ecpu:.2f} s CPU), N@20 {valid['ndcg@20']:.4f}", flush=True)
     if walls:
-        print(f"median: train {sorted(walls)[len(walls) // 2]:.2f} s/epoch, valid {sorted(evals)[len(evals) // 2]:.2f} s"
+        print(f"median: train {sorted(walls)[len(walls) // 2]:.2f} s/epoch, "
+              f"valid {sorted(evals)[len(evals) // 2]:.2f} s"
               f" | load {os.getloadavg()[0]:.1f}")
     if args.profile:
         from torch.profiler import ProfilerActivity, profile
 
         with profile(activities=[ProfilerActivity.CPU], record_shapes=args.shapes) as prof:
             train_epoch(args.epochs + 1)
-        print(prof.key_averages(group_by_input_shape=args.shapes).table(sort_by="self_cpu_time_total", row_limit=args.profile))
+        print(prof.key_averages(group_by_input_shape=args.shapes)
+              .table(sort_by="self_cpu_time_total", row_limit=args.profile))
     return 0
 
 

@@ -20,9 +20,9 @@ import os
 import sys
 import time
 
+import accel  # a sibling script: this folder is sys.path[0]
 import torch
 
-import accel  # a sibling script: this folder is sys.path[0]
 from dr4sr.artifacts import ArtifactStore
 from dr4sr.config import parse_overrides
 from dr4sr.regen.config import build_regen_config
@@ -75,10 +75,12 @@ def main(argv=None) -> int:
     for h in out["metrics"]["history"]:
         print(f"epoch {h['epoch']}: {h['seconds']:.2f} s wall (train + held-out loss), train loss "
               f"{h['train_loss']:.4f}, valid {h['valid_loss']:.4f}")
-    print(f"{args.epochs} epochs: {wall:.1f} s wall, {cpu:.1f} s CPU; train-only {out['metrics']['seconds_per_epoch']:.2f}"
+    print(f"{args.epochs} epochs: {wall:.1f} s wall, {cpu:.1f} s CPU; "
+          f"train-only {out['metrics']['seconds_per_epoch']:.2f}"
           f" s/epoch | load {os.getloadavg()[0]:.1f}")
     if args.profile:
-        print(prof.key_averages(group_by_input_shape=args.shapes).table(sort_by="self_cpu_time_total", row_limit=args.profile))
+        print(prof.key_averages(group_by_input_shape=args.shapes)
+              .table(sort_by="self_cpu_time_total", row_limit=args.profile))
     return 0
 
 

@@ -66,6 +66,7 @@ def ensure_venv(venv: Path, work: Path) -> tuple[Path, float]:
 def prepare_data(args, work: Path, max_len: int):
     """Our loader's sequences, optionally a seeded sample of users, cut to max_len, written for both sides."""
     import numpy as np
+
     from dr4sr.data.datasets import load_dataset
 
     data = load_dataset(args.dataset, args.data_dir)

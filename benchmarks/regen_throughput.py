@@ -43,7 +43,8 @@ def find_model(store: Path | None, num_items: int):
                 cfg = RegeneratorConfig(**{k: tuple(v) if isinstance(v, list) else v
                                            for k, v in manifest["config"]["regen"].items()})
                 state = torch.load(d.parent / "model.pt", map_location="cpu", weights_only=True)
-                return state, cfg, f"pretrain artifact {d.parent.name} (best valid loss {metrics['best_valid_loss']:.3f})"
+                return state, cfg, (f"pretrain artifact {d.parent.name} "
+                                    f"(best valid loss {metrics['best_valid_loss']:.3f})")
     torch.manual_seed(0)
     cfg = RegeneratorConfig()
     return Regenerator(cfg, num_items).state_dict(), cfg, "random init (no pretrain artifact found)"

@@ -47,7 +47,8 @@ def main() -> None:
         backbone, loss = spec.split(":")
         m = run_one(args.dataset, backbone, loss, Path(args.out) / f"{args.dataset}-{backbone}-{loss}", args.extra)
         t = m["test"]
-        paper = PAPER_N20_R20.get(backbone, (None, None)) if args.dataset == "beauty" and loss == "bce" else (None, None)
+        paper = (PAPER_N20_R20.get(backbone, (None, None)) if args.dataset == "beauty" and loss == "bce"
+                 else (None, None))
         fmt = lambda v: f"{v:.4f}" if v is not None else "  -   "  # noqa: E731
         line = (f"{args.dataset:7} {backbone:8} {loss:4} | R@10 {t['recall@10']:.4f} R@20 {t['recall@20']:.4f} "
                 f"N@10 {t['ndcg@10']:.4f} N@20 {t['ndcg@20']:.4f} | paper N@20 {fmt(paper[0])} R@20 {fmt(paper[1])} | "

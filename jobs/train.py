@@ -59,8 +59,9 @@ def job_runtime_env_fields() -> set[str]:
         return set()
 
 
-def connect() -> bool:
-    """Join the running cluster; Ray Train workers import the uploaded dr4sr through `py_modules`."""
+def connect(prog: str = "jobs/train.py") -> bool:
+    """Join the running cluster; Ray Train workers import the uploaded dr4sr through `py_modules`.
+    `prog` names the entrypoint in the lines it prints (jobs/tune.py and jobs/grid.py call it too)."""
     address = cluster_address()
     if address is None:
         return False  # no cluster: the runner runs locally (or starts a local Ray for --workers > 1)
@@ -79,9 +80,9 @@ def connect() -> bool:
     except ConnectionError as exc:
         if os.environ.get("RAY_ADDRESS"):
             raise
-        print(f"jobs/train.py: no Ray cluster at {address} ({exc}); running locally", file=sys.stderr)
+        print(f"{prog}: no Ray cluster at {address} ({exc}); running locally", file=sys.stderr)
         return False
-    print(f"jobs/train.py: connected to Ray at {address}: {ray.cluster_resources()}")
+    print(f"{prog}: connected to Ray at {address}: {ray.cluster_resources()}", flush=True)
     return True
 
 

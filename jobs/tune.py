@@ -3,7 +3,7 @@
     ray job submit --address http://<head>:8265 --working-dir . \
         --runtime-env-json '{"env_vars": {"RAY_TRAIN_ENABLE_STATE_TRACKING": "1"}}' -- \
         python jobs/tune.py --space search_spaces/tpe_regen.yaml --out /mnt/dr4sr/studies/tpe-toys \
-        [--dataset D] [--backbone B] [--smoke-test] [--resume] [--dry-run] [--gpus-per-trial 0.25]
+        [--dataset D] [--backbone B] [--smoke-test] [--resume] [--dry-run] [--gpus-per-trial 0.25] [--verbose]
 
 `--out` must be an absolute path on storage every node sees (Tune's storage and the trial folders live
 there). Resubmit with `--resume` after `ray job stop` or a lost head: finished trials are not rerun.
@@ -16,6 +16,7 @@ import sys
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # before anything imports ray
 
 from train import SOURCE_ROOT, connect  # noqa: E402,F401  jobs/train.py: sys.path setup and joining the cluster
+
 from dr4sr import cli  # noqa: E402
 
 
@@ -31,9 +32,12 @@ def main(argv: list[str] | None = None, command: str = "tune") -> int:
     if not os.path.isabs(args.out):
         parser.error(f"--out must be an absolute path outside the working dir (Ray deletes the working dir copy "
                      f"after the job), got {args.out!r}")
-    print(f"jobs/{command}.py: dr4sr from {os.path.dirname(cli.__file__)}", flush=True)
+    prog = f"jobs/{command}.py"
+    print(f"{prog}: dr4sr from {os.path.dirname(cli.__file__)}", flush=True)
+    if getattr(args, "verbose", False):
+        os.environ["DR4SR_VERBOSE"] = "1"  # read by connect(): Ray's own lines reach the job log
     if not getattr(args, "dry_run", False):
-        connect()
+        connect(prog)
     return cli.main([command, *argv])
 
 

@@ -6,20 +6,10 @@ import hashlib
 import json
 
 import pytest
+from builders import PAYLOAD, build_counter
 
 from dr4sr.artifacts import ArtifactStore
 from dr4sr.cli import main
-
-PAYLOAD = b"0123456789" * 1000
-
-
-def build_counter(calls):
-    def build(w):
-        calls.append(1)
-        (w.dir / "data.bin").write_bytes(PAYLOAD)
-        (w.dir / "sub").mkdir()
-        (w.dir / "sub" / "rows.txt").write_text("a b c\n")
-    return build
 
 
 def make(root, calls):

@@ -50,8 +50,8 @@ def test_malformed_data_names_file_and_line_and_writes_nothing(tmp_path, capsys,
 
 
 def test_unknown_backbone_and_key_and_dataset(tiny_dataset, tmp_path, capsys):
-    assert main(["train", "--dataset", str(tiny_dataset), "--backbone", "bert4rec", "--out", str(tmp_path)]) == 2
-    assert "unknown backbone 'bert4rec'" in capsys.readouterr().err
+    assert main(["train", "--dataset", str(tiny_dataset), "--backbone", "transformer4rec", "--out", str(tmp_path)]) == 2
+    assert "unknown backbone 'transformer4rec'" in capsys.readouterr().err
     assert main(["train", "--dataset", str(tiny_dataset), "--out", str(tmp_path), "--set", "train.epochz=3"]) == 2
     assert "unknown config key 'train.epochz'" in capsys.readouterr().err
     assert main(["train", "--dataset", "movielens", "--out", str(tmp_path)]) == 2
@@ -71,3 +71,34 @@ def test_output_path_that_is_a_file(tiny_dataset, tmp_path, capsys):
     f.write_text("")
     assert main(["train", "--dataset", str(tiny_dataset), "--out", str(f / "sub"), "--smoke-test"]) == 2
     assert "not writable" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [
+    ["train"], ["train", "--smoke-test"], ["run", "--smoke-test"], ["compare"], ["compare", "--smoke-test"],
+])
+def test_a_file_as_out_is_one_line_and_gets_no_smoke_folder(tiny_dataset, tmp_path, capsys, command):
+    """`--out README.md --smoke-test` once wrote README.md-smoke/ beside the file."""
+    a_file = tmp_path / "README.md"
+    a_file.write_text("not a folder\n")
+    assert main(command + ["--dataset", str(tiny_dataset), "--out", str(a_file)]) == 2
+    assert capsys.readouterr().err == f"dr4sr: error: --out {a_file} is a file, not a folder; give a folder\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md", "tiny.txt"]
+
+
+@pytest.mark.parametrize("command", [["run"], ["compare", "--smoke-test"]])
+def test_a_file_as_store_is_one_line(tiny_dataset, tmp_path, capsys, command):
+    a_file = tmp_path / "store.txt"
+    a_file.write_text("")
+    assert main(command + ["--dataset", str(tiny_dataset), "--out", str(tmp_path / "o"), "--store", str(a_file)]) == 2
+    assert capsys.readouterr().err == f"dr4sr: error: --store {a_file} is a file, not a folder; give a folder\n"
+    assert not (tmp_path / "o").exists() and not (tmp_path / "o-smoke").exists()
+
+
+def test_smoke_dr4sr_plus_takes_upper_steps(tiny_dataset, tmp_path, capsys):
+    """The personalizer's 10 warm-up epochs would outlast a 2-epoch smoke run: DR4SR+ rows would equal
+    DR4SR's. The smoke budget shortens the warm-up, so the upper level runs."""
+    assert main(["train", "--dataset", str(tiny_dataset), "--out", str(tmp_path / "plus"), "--smoke-test",
+                 "--set", "personalizer.enabled=true"]) == 0
+    m = json.loads((tmp_path / "plus-smoke" / "metrics.json").read_text())
+    assert m["epochs"] == 2 and m["personalizer"]["upper_steps"] >= 1
+    assert m["config"]["personalizer"]["warmup_epochs"] < m["epochs"]

@@ -45,7 +45,8 @@ def test_node_types(config):
     assert types["head"]["resources"].get("GPU", 0) == 0
     assert types["cpu_worker"]["resources"].get("GPU", 0) == 0 and types["cpu_worker"]["resources"]["CPU"] > 0
     assert types["gpu_worker"]["resources"]["GPU"] >= 1
-    assert types["gpu_worker"]["node_config"]["InstanceType"].split(".")[0] in {"g4dn", "g5", "g6", "g6e", "p3", "p4d", "p5"}
+    assert (types["gpu_worker"]["node_config"]["InstanceType"].split(".")[0]
+            in {"g4dn", "g5", "g6", "g6e", "p3", "p4d", "p5"})
 
 
 def test_gpu_workers_are_spot_and_cpu_nodes_are_not(config):

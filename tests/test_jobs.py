@@ -17,6 +17,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from procs import pids_mentioning as _pids_mentioning
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent  # the venv's bin: `ray` and `python` for the job entrypoint
@@ -72,6 +73,113 @@ def test_working_dir_upload_is_small_and_excludes_venv_and_artifacts():
     assert not top & {".venv", ".git", "artifacts", "runs", "out"}, top
     assert not [n for n in names if "__pycache__" in n or n.endswith((".pt", ".parquet"))]
     assert size < 5 * 2**20, f"working dir upload is {size / 2**20:.1f} MiB"
+
+
+def _import_entrypoints():
+    """jobs/train.py and jobs/tune.py as modules (tune.py imports `train` from its own folder)."""
+    import importlib
+
+    sys.path.insert(0, str(REPO / "jobs"))
+    try:
+        return importlib.import_module("train"), importlib.import_module("tune")
+    finally:
+        sys.path.remove(str(REPO / "jobs"))
+
+
+def test_tune_and_grid_jobs_announce_themselves(tmp_path, monkeypatch, capsys):
+    """jobs/tune.py and jobs/grid.py once printed `jobs/train.py: connected to Ray ...`."""
+    import ray
+
+    from dr4sr import cli
+
+    jobs_train, jobs_tune = _import_entrypoints()
+    monkeypatch.setattr(jobs_train, "cluster_address", lambda: "10.0.0.1:6379")  # never a real cluster
+    monkeypatch.setattr(ray, "init", lambda **kw: None)
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 8.0})
+    monkeypatch.setattr(cli, "main", lambda argv: 0)  # the command itself is tested elsewhere
+    space = str(REPO / "search_spaces/gamma_sweep.yaml")
+    assert jobs_tune.main(["--space", space, "--out", str(tmp_path / "s")]) == 0
+    assert jobs_tune.main(["--out", str(tmp_path / "g")], command="grid") == 0
+    out = capsys.readouterr().out
+    assert "jobs/tune.py: connected to Ray at 10.0.0.1:6379" in out
+    assert "jobs/grid.py: connected to Ray at 10.0.0.1:6379" in out and "jobs/train.py" not in out
+
+    def refused(**kw):
+        raise ConnectionError("refused")
+
+    monkeypatch.setattr(ray, "init", refused)
+    assert jobs_tune.main(["--out", str(tmp_path / "g")], command="grid") == 0
+    assert "jobs/grid.py: no Ray cluster at 10.0.0.1:6379 (refused); running locally" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- token auth on a laptop's local Ray
+
+LOCAL_RAY = """\
+import sys, ray
+ray.init(num_cpus=1, include_dashboard=True, dashboard_host="127.0.0.1", dashboard_port=int(sys.argv[1]))
+print("ready", flush=True)
+sys.stdin.read()  # until the test closes stdin
+ray.shutdown()
+"""
+
+
+def _get(url: str, headers: dict | None = None) -> tuple[int, str, dict]:
+    req = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, resp.read().decode(), dict(resp.headers)
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(), dict(exc.headers)
+
+
+@pytest.mark.slow  # starts a Ray with its dashboard: 15-60 s on the shared 2-core machine
+def test_local_dashboard_needs_the_token_from_ray_get_auth_token(tmp_path):
+    """What `dr4sr tune` (or any local ray.init) starts on a laptop: Ray 2.60 turns token auth on and
+    writes a token to ~/.ray/auth_token. The jobs API answers only with it; the browser sends it once
+    to /api/authenticate and then holds it in a cookie. HOME is a temp folder: the real token is untouched."""
+    (port,) = free_ports(1)
+    assert port != 8265
+    home, temp = tmp_path / "home", tempfile.mkdtemp(prefix="dr4sr-rt-", dir="/tmp")
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}  # RAY_AUTH_MODE unset: the default
+    env.update(HOME=str(home), RAY_USAGE_STATS_ENABLED="0", RAY_TMPDIR=temp)
+    log = open(tmp_path / "ray.log", "w")  # Ray's warnings (e.g. "Token authentication is enabled")
+    proc = subprocess.Popen([sys.executable, "-c", LOCAL_RAY, str(port)], env=env, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        if proc.stdout.readline().strip() != "ready":  # EOF: ray.init failed
+            pytest.fail(f"local Ray did not start:\n{(tmp_path / 'ray.log').read_text()[-3000:]}")
+        token = (home / ".ray" / "auth_token").read_text().strip()
+        printed = subprocess.run([str(BIN / "ray"), "get-auth-token"], env=env, capture_output=True, text=True,
+                                 timeout=60)
+        assert printed.stdout.strip() == token  # what a user pastes into the dashboard's token page
+        status, body, _ = _get(f"{base}/api/jobs/", {"Authorization": f"Bearer {token}"})
+        assert status == 200 and body.startswith("["), body[:300]
+        assert _get(f"{base}/api/jobs/")[0] == 401  # no token
+        assert _get(f"{base}/api/jobs/", {"Authorization": "Bearer not-the-token"})[0] == 403
+        # the browser page posts the token once and gets an HttpOnly cookie for later requests
+        req = urllib.request.Request(f"{base}/api/authenticate", method="POST", data=b"",
+                                     headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            cookie = resp.headers["Set-Cookie"].split(";")[0]
+        assert cookie == f"ray-authentication-token={token}"
+        assert _get(f"{base}/api/jobs/", {"Cookie": cookie})[0] == 200
+        # the `ray job` CLI reads the same ~/.ray/auth_token once RAY_AUTH_MODE=token
+        listed = subprocess.run([str(BIN / "ray"), "job", "list", "--address", base],
+                                env={**env, "RAY_AUTH_MODE": "token"},
+                                capture_output=True, text=True, timeout=120)
+        assert listed.returncode == 0, listed.stdout[-2000:] + listed.stderr[-2000:]
+    finally:
+        proc.stdin.close()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        for pid in _pids_mentioning(temp):
+            os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(temp, ignore_errors=True)
+        log.close()
 
 
 # ---------------------------------------------------------------- a real local head + `ray job submit`
@@ -144,16 +252,6 @@ def _stop_head(head: subprocess.Popen, temp_dir: str) -> None:
             pass
 
 
-def _pids_mentioning(text: str) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                if text.encode() in (entry / "cmdline").read_bytes():
-                    pids.append(int(entry.name))
-            except OSError:
-                pass
-    return pids
 
 
 def _ray_job(args: list[str], head: dict, timeout: float) -> subprocess.CompletedProcess:
@@ -192,15 +290,24 @@ def test_ray_job_submit_smoke(ray_head, tmp_path):
 
 @pytest.mark.slow  # needs the head from the fixture above
 def test_ray_job_submit_without_token_is_refused(ray_head):
+    """The fixture's head runs with token auth: the same `ray job list` fails without the token and
+    succeeds with it, and the job API answers 401 without a token and 403 with a wrong one (exit codes and
+    HTTP statuses, not the wording of Ray's messages, which is Ray's to change)."""
+    token = ray_head["env"]["RAY_AUTH_TOKEN"]
     env = {k: v for k, v in ray_head["env"].items() if k not in ("RAY_AUTH_TOKEN", "RAY_AUTH_MODE")}
     env["RAY_AUTH_MODE"] = "disabled"  # a client that sends no token
-    proc = subprocess.run([str(BIN / "ray"), "job", "list", "--address", ray_head["address"]], cwd=REPO,
-                          env=env, capture_output=True, text=True, timeout=60)
-    assert proc.returncode != 0
-    assert "Missing authentication token" in proc.stdout + proc.stderr
+    args = [str(BIN / "ray"), "job", "list", "--address", ray_head["address"]]
+    refused = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    allowed = subprocess.run(args, cwd=REPO, env=ray_head["env"], capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0
+    assert allowed.returncode == 0, allowed.stdout[-2000:] + allowed.stderr[-2000:]
+    jobs_api = f"{ray_head['address']}/api/jobs/"
+    assert _get(jobs_api)[0] == 401
+    assert _get(jobs_api, {"Authorization": f"Bearer {'0' * 64}"})[0] == 403
+    assert _get(jobs_api, {"Authorization": f"Bearer {token}"})[0] == 200
 
 
-# ---------------------------------------------------------------- studies and the grid as jobs (jobs/tune.py, jobs/grid.py)
+# -------------------------------------------------------- studies and the grid as jobs (jobs/tune.py, jobs/grid.py)
 
 TINY_SPACE = """\
 dataset: beauty            # replaced by --dataset
@@ -222,8 +329,8 @@ def _submit(head: dict, entry: list[str], timeout: float) -> subprocess.Complete
     return proc
 
 
-# 47 s quiet (stop 25); beside a 2-thread pre-training (load 5 on the 2 cores) the study alone ran past
-# 500 s, every stage ~10x slower (OpenMP threads contending), so the limits leave room for a busy machine
+# about 47 s on a quiet machine; beside a 2-thread pre-training (load 5 on the 2 cores) the study alone ran
+# past 500 s, every stage ~10x slower (OpenMP threads contending), so the limits leave room for a busy machine
 @pytest.mark.slow
 def test_tune_and_grid_jobs_smoke(ray_head, tmp_path):
     data = write_tiny_dataset(tmp_path / "tiny.txt")
@@ -232,7 +339,8 @@ def test_tune_and_grid_jobs_smoke(ray_head, tmp_path):
     study, grid = tmp_path / "study", tmp_path / "grid"
     proc = _submit(ray_head, ["jobs/tune.py", "--space", str(space), "--dataset", str(data), "--out", str(study),
                               "--store", str(tmp_path / "store"), "--smoke-test"], timeout=1200)
-    assert "connected to Ray" in proc.stdout and "2/2 trials" in proc.stdout, proc.stdout[-4000:]
+    assert "jobs/tune.py: connected to Ray" in proc.stdout, proc.stdout[-4000:]
+    assert "smoke test (4 epochs): not a result" in proc.stdout and "2 of 2 trials finished" in proc.stdout
     import csv
 
     rows = list(csv.DictReader(open(study / "results.csv")))
@@ -242,7 +350,10 @@ def test_tune_and_grid_jobs_smoke(ray_head, tmp_path):
     proc = _submit(ray_head, ["jobs/grid.py", "--datasets", str(data), "--backbones", "sasrec", "--variants",
                               "backbone", "pattern", "--out", str(grid), "--store", str(tmp_path / "store"),
                               "--smoke-test"], timeout=900)
-    assert "[grid] 2 runs in" in proc.stdout, proc.stdout[-4000:]
-    table = (grid / "table3.md").read_text()
-    assert "| tiny | sasrec | backbone | 1 |" in table and "| tiny | sasrec | pattern | 1 |" in table
-    assert (grid / "table3.tex").is_file() and (grid / "table3.csv").is_file()
+    assert "[grid] 2 runs in" in proc.stdout and "jobs/grid.py: connected to Ray" in proc.stdout, proc.stdout[-4000:]
+    lines = (grid / "table3.csv").read_text().splitlines()
+    assert lines[0].startswith("# SMOKE TEST")  # the smoke label heads the grid's table
+    rows = list(csv.DictReader(line for line in lines if not line.startswith("#")))
+    assert {(r["dataset"], r["backbone"], r["variant"], r["seeds"]) for r in rows} == \
+        {("tiny", "sasrec", "backbone", "1"), ("tiny", "sasrec", "pattern", "1")}
+    assert (grid / "table3.tex").is_file() and (grid / "table3.md").is_file()

@@ -30,10 +30,10 @@ KILLER = textwrap.dedent("""
     sig = getattr(signal, "SIG" + os.environ.get("KILL_SIG", "KILL"))
     commit = dr4sr.artifacts.ArtifactStore._commit
 
-    def killing_commit(self, writer, manifest, final):
+    def killing_commit(self, writer, manifest, final, *args, **kwargs):
         if writer.stage == stage and not n:
             os.kill(os.getpid(), sig)
-        return commit(self, writer, manifest, final)
+        return commit(self, writer, manifest, final, *args, **kwargs)
 
     dr4sr.artifacts.ArtifactStore._commit = killing_commit
     if n:

@@ -35,11 +35,22 @@ def test_torch_is_pinned_exactly():
 
 
 def test_every_config_yaml_parses():
-    files = sorted(PACKAGE.glob("configs/*.yaml")) + sorted((REPO / "configs").glob("*.yaml"))
-    assert files, "no configs/*.yaml found"
+    files = sorted(PACKAGE.glob("configs/**/*.yaml"))
+    assert PACKAGE / "configs" / "sasrec.yaml" in files and PACKAGE / "configs" / "presets" / "paper-era.yaml" in files
     for path in files:
         data = yaml.safe_load(path.read_text())
         assert isinstance(data, dict) and data, f"{path} is empty or not a mapping"
+
+
+def test_package_data_ships_every_config_yaml():
+    """A non-editable install holds only what `[tool.setuptools.package-data]` names (a wheel is built and
+    installed in tests/test_packaging.py): every YAML under configs/, presets included."""
+    import tomllib
+
+    patterns = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["dr4sr"]
+    shipped = {p for pattern in patterns for p in PACKAGE.glob(pattern)}
+    missing = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.yaml") if p not in shipped)
+    assert not missing, f"add to [tool.setuptools.package-data] in pyproject.toml: {missing}"
 
 
 def test_search_spaces_parse():

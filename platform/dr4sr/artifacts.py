@@ -9,6 +9,11 @@ of an id, so a killed build is resumed (training keeps its checkpoints there) or
 The manifest lists every file with its size and SHA-256: a lookup checks the sizes (and the hashes of
 small files), so a truncated, missing or unreadable file makes the artifact count as absent (rebuilt,
 with one line naming it); `dr4sr store verify` checks every hash.
+
+The root is a local folder or `s3://bucket/prefix` (dr4sr.storage). On S3, builds still stage in a local
+folder; a commit uploads the files and the manifest last, and readers download an artifact once into
+this node's cache folder (checked against every size and hash), so `Artifact.path` is always local.
+One builder per id: the file lock per id on this node, plus a leased claim object in the bucket.
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from dr4sr import __version__
+from dr4sr.storage import cache_root, is_uri
 
 FORMAT_VERSION = 1
 DEFAULT_ROOT_ENV = "DR4SR_ARTIFACTS"
@@ -53,31 +59,46 @@ def file_table(folder: Path) -> dict[str, dict]:
     return out
 
 
-def check_artifact(path: Path, full: bool = False) -> str | None:
-    """Why the artifact at `path` cannot be trusted, or None. Sizes always; hashes of small files, or of
-    every file with `full`. Artifacts written before manifests listed their files are checked for the
-    manifest only."""
+def check_files(read_manifest: Callable[[], str], size_of: Callable[[str], int], sha_of: Callable[[str], str],
+                full: bool = False) -> str | None:
+    """Why an artifact cannot be trusted, or None. Sizes always; hashes of small files, or of every file
+    with `full`. Artifacts written before manifests listed their files are checked for the manifest only."""
     try:
-        manifest = json.loads((path / MANIFEST).read_text())
+        manifest = json.loads(read_manifest())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         return f"{MANIFEST} unreadable ({exc.__class__.__name__})"
     if not isinstance(manifest, dict):
         return f"{MANIFEST} is not a JSON object"
     for name, rec in (manifest.get("files") or {}).items():
-        f = path / name
         try:
-            size = f.stat().st_size
+            size = size_of(name)
         except OSError:
             return f"{name} is missing"
-        if size != rec["size"]:
-            return f"{name} has {size:,} bytes, the manifest says {rec['size']:,}"
-        if (full or size <= HASH_ON_LOOKUP) and file_sha256(f) != rec["sha256"]:
-            return f"{name} does not match its SHA-256 in the manifest"
+        problem = _compare(name, rec, size, lambda: sha_of(name) if (full or size <= HASH_ON_LOOKUP) else None)
+        if problem:
+            return problem
     return None
 
 
-def default_root() -> Path:
-    return Path(os.environ.get(DEFAULT_ROOT_ENV, "artifacts")).expanduser()
+def _compare(name: str, rec: dict, size: int, sha: Callable[[], str | None]) -> str | None:
+    if size != rec["size"]:
+        return f"{name} has {size:,} bytes, the manifest says {rec['size']:,}"
+    digest = sha()
+    if digest is not None and digest != rec["sha256"]:
+        return f"{name} does not match its SHA-256 in the manifest"
+    return None
+
+
+def check_artifact(path: Path, full: bool = False) -> str | None:
+    """check_files for a local artifact folder."""
+    return check_files(lambda: (path / MANIFEST).read_text(), lambda n: (path / n).stat().st_size,
+                       lambda n: file_sha256(path / n), full)
+
+
+def default_root() -> Path | str:
+    """$DR4SR_ARTIFACTS or ./artifacts: a local folder, or an object-store URI kept as given."""
+    spec = os.environ.get(DEFAULT_ROOT_ENV) or "artifacts"
+    return spec if is_uri(spec) else Path(spec).expanduser()
 
 
 def _canonical(obj: Any) -> Any:
@@ -112,13 +133,32 @@ class Artifact:
 
 
 class ArtifactStore:
+    """`root` (or $DR4SR_ARTIFACTS): a local folder, or `s3://bucket/prefix`. `self.root` is always local:
+    the store itself, or for a remote store this node's cache and staging folder; `self.uri` is what to
+    hand to another process or node."""
+
     def __init__(self, root: str | Path | None = None):
-        self.root = Path(root).expanduser() if root is not None else default_root()
+        spec = root if root is not None else default_root()
+        self.remote = None
+        if is_uri(spec):
+            from dr4sr.storage.s3 import S3Root
+
+            self.remote = S3Root(str(spec))
+            self.uri = self.remote.uri
+            self.root = cache_root(self.remote.identity)
+        else:
+            self.root = Path(spec).expanduser()
+            self.uri = str(self.root)
         self.observer: Callable[[str, str, str], None] | None = None  # (event, stage, id): progress display
         self._checked: dict[tuple, str | None] = {}  # (path, manifest mtime) -> problem: check once per process
+        self._remote_bad: dict[tuple, bytes] = {}  # (stage, id) -> manifest of a damaged remote copy
 
     def path(self, stage: str, aid: str) -> Path:
-        return self.root / stage / aid
+        """The artifact's local folder. For a remote store a finished artifact is fetched into the cache."""
+        p = self.root / stage / aid
+        if self.remote is not None and not (p / MANIFEST).exists():
+            self.get(stage, aid)
+        return p
 
     def staging_path(self, stage: str, aid: str) -> Path:
         """Where the holder of `aid`'s lock builds it: stable per id, so a killed build can be resumed."""
@@ -126,20 +166,49 @@ class ArtifactStore:
 
     def get(self, stage: str, aid: str) -> Artifact | None:
         """The finished artifact, or None: absent, or damaged (then it is rebuilt by the next build)."""
-        p = self.path(stage, aid)
+        p = self.root / stage / aid
+        if self._check_local(p, stage, aid) is None:
+            return Artifact(stage, aid, p)
+        return None if self.remote is None else self._fetch(stage, aid)
+
+    def _check_local(self, p: Path, stage: str, aid: str) -> str | None:
         try:
             key = (str(p), (p / MANIFEST).stat().st_mtime_ns)
         except OSError:
-            return None
+            return "absent"
         if key not in self._checked:
-            self._checked[key] = check_artifact(p)
-            if self._checked[key]:
-                _warn(f"artifact {stage} {aid} at {p} is damaged: {self._checked[key]}; it will be rebuilt")
-        return None if self._checked[key] else Artifact(stage, aid, p)
+            self._checked[key] = problem = check_artifact(p)
+            if problem:
+                then = "it will be rebuilt" if self.remote is None else "fetching it again"
+                _warn(f"artifact {stage} {aid} at {p} is damaged: {problem}; {then}")
+        return self._checked[key]
+
+    def _fetch(self, stage: str, aid: str) -> Artifact | None:
+        """Download a finished remote artifact into this node's cache, once per node (a file lock per id)."""
+        from filelock import FileLock
+
+        from dr4sr.storage.mirror import fetch
+
+        raw = self.remote.read_bytes(f"{stage}/{aid}/{MANIFEST}")
+        if raw is None or self._remote_bad.get((stage, aid)) == raw:
+            return None
+        dest = self.root / stage / aid
+        (self.root / LOCK_DIR).mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self.root / LOCK_DIR / f"{stage}-{aid}.fetch.lock"), thread_local=False):
+            if self._check_local(dest, stage, aid) is None:  # another process on this node fetched it meanwhile
+                return Artifact(stage, aid, dest)
+            problem = fetch(self.remote, f"{stage}/{aid}", raw, dest)
+        if problem:
+            self._remote_bad[(stage, aid)] = raw
+            _warn(f"artifact {stage} {aid} at {self.remote.uri}/{stage}/{aid} is damaged: {problem}; "
+                  f"it will be rebuilt")
+            return None
+        return Artifact(stage, aid, dest)
 
     @contextlib.contextmanager
-    def claim(self, stage: str, aid: str, log: Log | None = None) -> Iterator[None]:
-        """Hold the per-artifact lock (an OS file lock: released even when the holder is SIGKILLed)."""
+    def claim(self, stage: str, aid: str, log: Log | None = None) -> Iterator[Any]:
+        """Hold the per-artifact lock: an OS file lock (released even when the holder is SIGKILLed) and,
+        for a remote store, the leased claim object that other nodes respect. Yields the remote claim."""
         from filelock import FileLock, Timeout
 
         locks = self.root / LOCK_DIR
@@ -152,13 +221,24 @@ class ArtifactStore:
                 log(f"waiting for {stage} {aid}: another process is computing it")
             lock.acquire()
         try:
-            yield
+            if self.remote is None:
+                yield None
+                return
+            from dr4sr.storage.claim import S3Claim
+
+            held = S3Claim(self.remote, f"{stage}-{aid}")
+            held.acquire(log, f"{stage} {aid}")
+            try:
+                yield held
+            finally:
+                held.release()
         finally:
             lock.release()
 
     @contextlib.contextmanager
     def create(self, stage: str, config: Any, inputs: dict[str, str] | None = None,
-               extra: dict | None = None, resumable: bool = False, log: Log | None = None) -> Iterator["ArtifactWriter"]:
+               extra: dict | None = None, resumable: bool = False,
+               log: Log | None = None) -> Iterator["ArtifactWriter"]:
         """Yield a writer whose `dir` is the artifact's staging folder; on success it becomes the artifact.
 
         The caller holds the artifact's lock for the whole build. A `resumable` stage keeps what a killed
@@ -166,8 +246,8 @@ class ArtifactStore:
         id; any other stage starts from an empty folder and removes it on failure.
         """
         aid = artifact_id(stage, config, inputs)
-        with self.claim(stage, aid, log):
-            final, staging = self.path(stage, aid), self.staging_path(stage, aid)
+        with self.claim(stage, aid, log) as held:
+            final, staging = self.root / stage / aid, self.staging_path(stage, aid)
             writer = ArtifactWriter(stage, aid, staging, dict(extra or {}))
             existing = self.get(stage, aid)
             if existing is not None:  # finished by another process while we waited
@@ -189,7 +269,7 @@ class ArtifactStore:
                     "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "seconds": round(time.time() - started, 3), **_canonical(writer.info),
                 }
-                self._commit(writer, manifest, final)
+                self._commit(writer, manifest, final, held)
                 ok = True
             finally:
                 if not ok and not resumable:
@@ -214,12 +294,18 @@ class ArtifactStore:
         if self.observer is not None:
             self.observer(event, stage, aid)
 
-    def _commit(self, writer: "ArtifactWriter", manifest: dict, final: Path) -> None:
-        """manifest.json last, then one rename: the artifact appears complete or not at all."""
+    def _commit(self, writer: "ArtifactWriter", manifest: dict, final: Path, held: Any = None) -> None:
+        """manifest.json last, then one rename: the artifact appears complete or not at all. A remote
+        store gets the files first and the manifest last; the local folder becomes the cached copy."""
         manifest["files"] = file_table(writer.dir)
         tmp = writer.dir / ".manifest.json.tmp"
         tmp.write_text(json.dumps(manifest, indent=2))
         os.replace(tmp, writer.dir / "manifest.json")
+        if self.remote is not None:
+            from dr4sr.storage.mirror import publish
+
+            publish(self.remote, writer.dir, f"{writer.stage}/{writer.id}", held.check)
+            self._remote_bad.pop((writer.stage, writer.id), None)
         if final.exists():  # without a good manifest it is never trusted: an old crash's leftover, or damaged
             shutil.rmtree(final)
         os.rename(writer.dir, final)

@@ -8,7 +8,8 @@ import signal
 import sys
 import threading
 
-from dr4sr.errors import DR4SRError
+from dr4sr.cli_args import BACKBONE_NAMES, backbone_arg, positive_int  # noqa: F401  (tests read BACKBONE_NAMES here)
+from dr4sr.errors import DR4SRError, Terminated
 
 DESCRIPTION = """\
 DR4SR: regenerate a sequential-recommendation dataset (mine patterns, pre-train a regenerator,
@@ -24,28 +25,13 @@ download); --dataset PATH reads any file in that format or a CSV/Parquet interac
 Add --smoke-test to any command to check the whole path in minutes (2 epochs, not a result)."""
 RESUME_HINT = ("rerun the same command to continue: finished stages are reused and an interrupted training "
                "resumes from its last checkpoint")
-BACKBONE_NAMES = ("sasrec", "gru4rec", "fmlp", "gcegnn", "cl4srec")  # the registry's; a test keeps them equal
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1 (1 runs in this process), got {value}")
-    return value
-
-
-def backbone_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backbone", default="sasrec", metavar="NAME",
-                   help=f"target model: {', '.join(BACKBONE_NAMES)} (default sasrec)")
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # the platform never phones home
 
 # modules that add subcommands; a module absent from this build is skipped
 COMMAND_MODULES = ("dr4sr.mining.cli", "dr4sr.regen.cli", "dr4sr.pipeline_cli", "dr4sr.report_cli",
-                   "dr4sr.cluster", "dr4sr.search.cli", "dr4sr.store_cli")
+                   "dr4sr.cluster", "dr4sr.search.cli", "dr4sr.store_cli",
+                   "dr4sr.baselines.cli", "dr4sr.dashboard_cli")
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
@@ -67,6 +53,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_train(args) -> int:
+    import dr4sr.personalizer  # noqa: F401  (registers DR4SR+ with the training loop: --set personalizer.enabled=true)
     from dr4sr.config import parse_overrides
     from dr4sr.paths import require_writable, smoke_label, smoke_out
     from dr4sr.train.runner import build_run_config, format_metrics, train_stage
@@ -120,10 +107,6 @@ def build_parser() -> argparse.ArgumentParser:
             raise
         module.register(sub)
     return parser
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, turned into the same clean stop as Ctrl-C."""
 
 
 def _on_sigterm(signum, frame) -> None:

@@ -2,16 +2,26 @@
 
 Checks the installed Ray's own schema (ray-schema.json, the file as written: unknown keys are errors)
 and what the platform relies on (a head node type that exists, workers that scale from zero). A bad
-file gets one line naming the file, the line and the key.
+file gets one line naming the file, the line and the key. It also warns (without failing) when the
+artifact store the nodes are given cannot be shared: a node-local path on a multi-node cluster, or a
+bucket that worker nodes have no instance profile to reach.
 """
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import yaml
 
 from dr4sr.errors import ConfigError
+from dr4sr.storage import is_uri
+
+COMMAND_KEYS = ("setup_commands", "head_setup_commands", "worker_setup_commands", "initialization_commands",
+                "head_start_ray_commands", "worker_start_ray_commands")
+STORE_SETTING = re.compile(r"DR4SR_ARTIFACTS=['\"]?([^\s'\";]+)")
+# `mount [-t nfs4|efs|lustre ...] SOURCE MOUNTPOINT` where SOURCE is a network one (host:/path, fs-id:/)
+SHARED_MOUNT = re.compile(r"\bmount\b[^;&|]*?\s\S+:/\S*\s+(/[^\s;&|)]+)")
 
 
 def _line_of(text: str, keys: list) -> int | None:
@@ -79,8 +89,44 @@ def validate_cluster_yaml(path: str | Path) -> dict:
     return config
 
 
+def _commands(config: dict) -> list[tuple[str, int, str]]:
+    return [(key, i, str(cmd)) for key in COMMAND_KEYS for i, cmd in enumerate(config.get(key) or [])]
+
+
+def store_warnings(path: str | Path, config: dict) -> list[str]:
+    """Why the artifact store given to the nodes ($DR4SR_ARTIFACTS in the setup/start commands) would not
+    be shared by all of them. Only multi-node configs: a single node may keep its store anywhere."""
+    types = config.get("available_node_types", {})
+    head = config.get("head_node_type")
+    if not config.get("max_workers", 0) or not any(n.get("max_workers", 0) for k, n in types.items() if k != head):
+        return []
+    text = Path(path).read_text(encoding="utf-8")
+    found = [(key, i, m.group(1)) for key, i, cmd in _commands(config) for m in STORE_SETTING.finditer(cmd)]
+    if not found:
+        return [f"{path}: warning: no command sets DR4SR_ARTIFACTS, so every node uses its own ./artifacts: "
+                f"nodes rebuild each other's artifacts; set it to s3://bucket/prefix (or a shared mount)"]
+    key, i, store = found[-1]
+    where = _where(Path(path), _line_of(text, [key, i]))
+    if is_uri(store):
+        bare = [k for k, n in types.items() if k != head and "IamInstanceProfile" not in n.get("node_config", {})]
+        if store.startswith("s3://") and bare and config.get("provider", {}).get("type") == "aws":
+            return [f"{where}: warning: the store is {store} but node types {bare} have no IamInstanceProfile; "
+                    f"Ray gives its default S3 role to the head only, so those workers cannot reach the bucket"]
+        return []
+    mounts = [m.group(1).rstrip("/") for _, _, cmd in _commands(config) for m in SHARED_MOUNT.finditer(cmd)]
+    if any(store == m or store.startswith(m + "/") for m in mounts):
+        return []  # under a network file system (EFS/NFS) that every node mounts
+    return [f"{where}: warning: the artifact store DR4SR_ARTIFACTS={store} is a path local to each node, on a "
+            f"cluster of up to {config.get('max_workers')} workers: nodes cannot see each other's artifacts; "
+            f"use s3://bucket/prefix or a path under a shared mount"]
+
+
 def cmd_check_cluster(args) -> int:
+    import sys
+
     config = validate_cluster_yaml(args.path)
+    for line in store_warnings(args.path, config):
+        print(line, file=sys.stderr)
     types = config["available_node_types"]
     nodes = ", ".join(f"{k} (max {v.get('max_workers', 0)})" for k, v in types.items())
     print(f"{args.path}: valid Ray cluster config; head {config['head_node_type']!r}, node types {nodes}")

@@ -15,3 +15,7 @@ class DataFormatError(DR4SRError):
 
 class ConfigError(DR4SRError):
     pass
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into the same clean stop as Ctrl-C (raised by the CLI's and a study's handlers)."""

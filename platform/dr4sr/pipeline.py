@@ -19,9 +19,7 @@ import shutil
 import time
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
+import dr4sr.personalizer  # noqa: F401  (registers DR4SR+ with the training loop: variants dr4sr+, constant)
 from dr4sr.artifacts import ArtifactStore
 from dr4sr.config import deep_merge
 from dr4sr.errors import ConfigError
@@ -29,7 +27,7 @@ from dr4sr.paths import require_writable, smoke_label
 from dr4sr.plan import format_plan, plan_stages, target_stage, variant_stages, watch
 from dr4sr.presets import REGEN_SECTIONS, TARGET_SECTIONS, load_preset
 from dr4sr.regen.compose import COMPOSITIONS as _COMPOSITIONS
-from dr4sr.regen.compose import TrainingRows, composition_rows, mined_patterns, original_rows, pattern_rows
+from dr4sr.regen.compose import TrainingRows, original_rows, pattern_rows
 from dr4sr.train.runner import build_run_config, cached_train, check_writable, prepare_splits
 
 VARIANTS = ("backbone", "dr4sr", "dr4sr-no-diversity", "pattern", "dr4sr+", "constant")
@@ -37,7 +35,6 @@ COMPOSITIONS = tuple(_COMPOSITIONS)
 # variant -> (the variant whose data it re-weights, its personalizer settings under --set)
 PERSONALIZED = {"dr4sr+": ("dr4sr", {"enabled": True}),
                 "constant": ("dr4sr", {"enabled": True, "mode": "constant"})}
-SMOKE_REGEN = {"pretrain": {"max_epochs": 2}, "init": {"sasrec": {"train": {"max_epochs": 2, "patience": 2}}}}
 
 
 @dataclasses.dataclass
@@ -89,14 +86,12 @@ def training_data(req: RunRequest, splits, store: ArtifactStore, regen_overrides
         return rows, rows.data_id("mined+original"), {
             "training_data": "mined+original", "mine_artifact": art.id,
             "compose": dataclasses.asdict(rcfg.compose), "rows_by_source": rows.counts()}
-    from dr4sr.regen.compose import read_dataset, table_parts
+    from dr4sr.regen.compose import read_dataset, regenerated_rows
     from dr4sr.regen.stage import regenerate_pipeline
 
     art = regenerate_pipeline(splits, rcfg, store, workers=req.workers, gpus=req.gpus, log=log)
     mine_path = store.path("mine", art.manifest["inputs"]["mine"])
-    available = {"original": list(splits.train), "mined": mined_patterns(mine_path, rcfg.compose.mined),
-                 "generated": table_parts(read_dataset(art.path))["generated"]}
-    rows = composition_rows(req.composition, available, rcfg.compose.dedupe)
+    rows = regenerated_rows(req.composition, rcfg.compose, splits.train, mine_path, read_dataset(art.path))
     log(f"[{req.variant}] training on {len(rows):,} rows {rows.counts()} ({req.composition}, "
         f"compose.mined={rcfg.compose.mined}, dedupe={rcfg.compose.dedupe}) from artifact {art.id}")
     return rows, rows.data_id(f"{req.composition}:{art.id}"), {
@@ -105,14 +100,13 @@ def training_data(req: RunRequest, splits, store: ArtifactStore, regen_overrides
 
 
 def regen_config(req: RunRequest, regen_overrides: dict):
-    """The regeneration pipeline's config for this variant (smoke-test budgets unless set explicitly)."""
+    """The regeneration pipeline's config for this variant, resolved as `dr4sr mine/pretrain/regenerate`
+    resolve it (dr4sr.regen.config.build_regen_config), so they build the same artifacts."""
     from dr4sr.regen.config import build_regen_config
 
     if req.variant == "dr4sr-no-diversity":
         regen_overrides = deep_merge(regen_overrides, {"regen": {"diversity": False}})
-    if req.smoke_test:
-        regen_overrides = deep_merge(SMOKE_REGEN, regen_overrides)
-    return build_regen_config(regen_overrides, Path(req.dataset).stem.lower(), req.preset)
+    return build_regen_config(regen_overrides, req.dataset, req.preset, req.smoke_test)
 
 
 @dataclasses.dataclass
@@ -132,7 +126,6 @@ def prepare_run(req: RunRequest, out_dir: str | Path, seed: int | None = None) -
     req.validate()
     name = req.variant
     target_ov, regen_ov = split_overrides(req.overrides)
-    target_ov = deep_merge(load_preset(req.preset, TARGET_SECTIONS), target_ov)
     if seed is not None:
         target_ov = deep_merge(target_ov, {"train": {"seed": seed}})
     if req.variant in PERSONALIZED:
@@ -140,7 +133,7 @@ def prepare_run(req: RunRequest, out_dir: str | Path, seed: int | None = None) -
         target_ov = deep_merge({"personalizer": personalizer}, target_ov)
         target_ov = deep_merge(target_ov, {"personalizer": {"enabled": True}})
         req = dataclasses.replace(req, variant=data_variant)  # the same data recipe
-    cfg = build_run_config(req.backbone, req.dataset, target_ov, req.data_dir, req.smoke_test)
+    cfg = build_run_config(req.backbone, req.dataset, target_ov, req.data_dir, req.smoke_test, req.preset)
     store = ArtifactStore(req.store_root)
     require_writable(out_dir, "output folder")
     require_writable(store.root, "artifact store", "pass --store DIR or set $DR4SR_ARTIFACTS")

@@ -3,16 +3,14 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
+from dr4sr.cli_args import backbone_arg, positive_int, preset_arg
 from dr4sr.config import parse_overrides
-from dr4sr.paths import smoke_label, smoke_out
+from dr4sr.paths import require_folders, smoke_label, smoke_out
 from dr4sr.pipeline import COMPOSITIONS, VARIANTS, RunRequest, prepare_run, run_variant
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    from dr4sr.cli import backbone_arg, positive_int
-
     p.add_argument("--dataset", required=True, help="beauty|sports|toys|yelp or a path")
     p.add_argument("--data-dir", default=None, help="folder with <name>.txt (default: $DR4SR_DATA_DIR, else download)")
     backbone_arg(p)
@@ -21,15 +19,15 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="data/model/train keys for the target model; mine/init/regen/pretrain/regenerate "
                         "keys for the regeneration pipeline (e.g. --set regenerate.gamma=0.3)")
-    p.add_argument("--preset", default=None,
-                   help="a named preset (platform/dr4sr/configs/presets/, e.g. paper-era) or a YAML path, under --set")
+    preset_arg(p)
     p.add_argument("--workers", type=positive_int, default=1,
                    help="1 (default) runs every stage in this process without Ray; N > 1 uses Ray")
     p.add_argument("--gpus", action="store_true")
     p.add_argument("--store", default=None, help="artifact store (default $DR4SR_ARTIFACTS or ./artifacts)")
     p.add_argument("--out", required=True, help="output folder (a rerun of the same command resumes)")
     p.add_argument("--smoke-test", action="store_true",
-                   help="2 epochs per training stage, output to OUT-smoke; an explicit --set wins")
+                   help="2 epochs per training stage (DR4SR+: 1 warm-up epoch, then an upper step after every "
+                        "lower one), output to OUT-smoke; an explicit --set wins")
 
 
 def _request(args, variant: str) -> RunRequest:
@@ -40,6 +38,7 @@ def _request(args, variant: str) -> RunRequest:
 def cmd_run(args) -> int:
     from dr4sr.train.runner import format_metrics
 
+    require_folders(store=args.store)
     out = smoke_out(args.out, args.smoke_test)
     metrics = run_variant(_request(args, args.variant), out)
     print(format_metrics(metrics))
@@ -52,6 +51,7 @@ def cmd_compare(args) -> int:
     from dr4sr.report import format_significance
     from dr4sr.report_cli import build_report
 
+    require_folders(store=args.store)
     out = smoke_out(args.out, args.smoke_test)
     runs = []
     for variant in args.variants:

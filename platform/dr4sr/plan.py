@@ -41,8 +41,14 @@ def variant_stages(variant: str, splits, cfg, rcfg, store: ArtifactStore) -> lis
     target = (f"train {cfg.backbone}", "train", None)
     if variant == "pattern":
         return stages + [target]
-    from dr4sr.regen.stage import (init_rows, init_run_config, pretrain_inputs, pretrain_key, regenerate_inputs,
-                                   regenerate_key)
+    from dr4sr.regen.stage import (
+        init_rows,
+        init_run_config,
+        pretrain_inputs,
+        pretrain_key,
+        regenerate_inputs,
+        regenerate_key,
+    )
     from dr4sr.train.runner import train_inputs, train_key
 
     init_id, pre_id, regen_id = None, None, None

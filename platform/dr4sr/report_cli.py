@@ -80,7 +80,20 @@ def report_folder(folder: str) -> int:
     raise DR4SRError(f"{path}: neither a study folder (study.json) nor a grid folder (grid.json)")
 
 
+def check_args(args) -> None:
+    """Every path argument, before any run is read or anything written."""
+    from dr4sr.paths import require_file_target
+
+    if args.folder and not Path(args.folder).is_dir():
+        what = "is a file" if Path(args.folder).exists() else "does not exist"
+        raise DR4SRError(f"{args.folder} {what}; give a `dr4sr tune` or `dr4sr grid` output folder")
+    for flag, path in (("--json", args.json), ("--personalizer-figure", args.personalizer_figure)):
+        if path:
+            require_file_target(path, flag)
+
+
 def cmd_report(args) -> int:
+    check_args(args)
     if args.folder:
         return report_folder(args.folder)
     if not args.run:

@@ -50,7 +50,8 @@ def test_header_only_log(tmp_path, suffix):
     df = pd.DataFrame({"user": pd.Series([], dtype="int64"), "item": pd.Series([], dtype="int64"),
                        "timestamp": pd.Series([], dtype="int64")})
     df.to_parquet(path) if suffix == ".parquet" else df.to_csv(path, index=False)
-    assert _err(path, read_interaction_log) == f"{path}: no rows (a header only?); expected one (user, item, timestamp) per row"
+    assert _err(path, read_interaction_log) == (f"{path}: no rows (a header only?); "
+                                                "expected one (user, item, timestamp) per row")
 
 
 def test_empty_csv(tmp_path):

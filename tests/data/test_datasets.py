@@ -18,7 +18,6 @@ from dr4sr.data.datasets import BENCHMARKS, load_dataset, resolve_dataset_path, 
 from dr4sr.data.sequences import read_interaction_log, read_text_sequences
 from dr4sr.errors import DataFormatError, DR4SRError
 
-REPO = Path(__file__).resolve().parents[2]
 TINY = "1 1 2 3 4\n2 2 3 4 5 6\n3 5 4 3\n"
 
 
@@ -147,7 +146,8 @@ def test_path_datasets(tmp_path, isolated):
     data = load_dataset(str(text))
     assert data.num_users == 3 and data.num_items == 6 and data.source == str(text)
     csv = tmp_path / "log.csv"
-    csv.write_text("user,item,timestamp\n" + "".join(f"{u},{i},{t}\n" for u in range(3) for t, i in enumerate(range(3))))
+    csv.write_text("user,item,timestamp\n"
+                   + "".join(f"{u},{i},{t}\n" for u in range(3) for t, i in enumerate(range(3))))
     data = load_dataset(str(csv), k_core=3)  # raw logs go through read_interaction_log
     assert data.num_users == 3 and data.num_items == 3
 
@@ -245,16 +245,14 @@ def test_log_errors(tmp_path):
 # ---------------------------------------------------------------- the real benchmark files
 
 def _shared_datasets() -> Path | None:
-    candidates = [os.environ.get("DR4SR_DATA_DIR"), "/work/shared/datasets", REPO.parent / "shared" / "datasets"]
-    for c in candidates:
-        if c and (Path(c) / "beauty.txt").is_file():
-            return Path(c)
-    return None
+    """$DR4SR_DATA_DIR (tests/conftest.py defaults it to ../shared/datasets beside the repository)."""
+    data_dir = Path(os.environ["DR4SR_DATA_DIR"])
+    return data_dir if (data_dir / "beauty.txt").is_file() else None
 
 
 SHARED = _shared_datasets()
-needs_shared = pytest.mark.skipif(SHARED is None, reason="benchmark files not found "
-                                  "($DR4SR_DATA_DIR, /work/shared/datasets, ../shared/datasets)")
+needs_shared = pytest.mark.skipif(SHARED is None, reason="benchmark files not found in $DR4SR_DATA_DIR "
+                                  f"({os.environ['DR4SR_DATA_DIR']})")
 
 
 def _table1() -> dict[str, tuple[int, int, int]]:

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from mining_oracle import brute_mine
 
 from dr4sr.errors import DR4SRError
 from dr4sr.mining.engines import mine, mine_patterns
 from dr4sr.mining.patterns import PatternSet
-from mining_oracle import brute_mine
 
 TOY = [np.array([1, 2, 3, 4, 5]), np.array([1, 2, 3])]
 
@@ -113,13 +113,14 @@ def test_pattern_set_roundtrip():
 
 @pytest.mark.slow
 def test_beauty_alpha5_native_equals_seq2pat(tmp_path):
+    import os
     from pathlib import Path
 
     from dr4sr.data.datasets import load_dataset
     from dr4sr.data.splits import leave_one_out
 
-    data_dir = Path("/work/shared/datasets")
+    data_dir = Path(os.environ["DR4SR_DATA_DIR"])  # tests/conftest.py defaults it to ../shared/datasets
     if not (data_dir / "beauty.txt").exists():
-        pytest.skip("beauty dataset not available")
+        pytest.skip(f"beauty.txt not in $DR4SR_DATA_DIR ({data_dir})")
     seqs = leave_one_out(load_dataset("beauty", str(data_dir))).train_full
     assert mine(seqs, 5, 2).equals(mine(seqs, 5, 2, engine="seq2pat"))

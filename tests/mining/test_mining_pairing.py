@@ -5,12 +5,12 @@ import random
 
 import numpy as np
 import pytest
+from mining_oracle import occurring_patterns
 
 from dr4sr.errors import DR4SRError
 from dr4sr.mining.engines import mine
 from dr4sr.mining.pairing import build_trie, match_shard, pair_patterns
 from dr4sr.mining.patterns import PatternSet
-from mining_oracle import occurring_patterns
 
 
 def random_corpus(seed, n=150, vocab=12, max_len=15):

@@ -5,7 +5,7 @@ import torch
 from dr4sr.config import from_dict
 from dr4sr.errors import ConfigError
 from dr4sr.models.base import BuildContext
-from dr4sr.models.fmlp import FMLP, FMLPConfig, FilterLayer
+from dr4sr.models.fmlp import FMLP, FilterLayer, FMLPConfig
 
 
 def test_filter_layer_is_a_circular_convolution_over_max_len():

@@ -50,7 +50,8 @@ def test_encoder_forward_matches_torch_causal_and_padding():
     stack = _stack().eval()
     x = torch.randn(4, 7, 16)
     causal = torch.ones(7, 7, dtype=torch.bool).triu(1)
-    torch.testing.assert_close(functional_encoder_forward(stack, x, causal), stack(x, mask=causal), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(functional_encoder_forward(stack, x, causal), stack(x, mask=causal),
+                               atol=1e-5, rtol=1e-5)
     pad = torch.zeros(4, 7, dtype=torch.bool)
     pad[1, 4:] = pad[3, 2:] = True
     got = functional_encoder_forward(stack, x, key_padding_mask=pad)

@@ -14,7 +14,7 @@ from dr4sr.errors import ConfigError
 from dr4sr.models.base import BuildContext
 from dr4sr.models.registry import build_backbone
 from dr4sr.personalizer.bilevel import UPPER_NOISE, PersonalizerHook
-from dr4sr.personalizer.config import PersonalizerConfig
+from dr4sr.train.config import PersonalizerConfig
 from dr4sr.train.loop import LoopContext
 from dr4sr.train.losses import next_item_loss
 from dr4sr.train.runner import build_run_config, prepare_splits, train_key, train_stage
@@ -86,7 +86,8 @@ def test_yaml_defaults_are_the_papers():
     p = build_run_config("gru4rec", "beauty").personalizer
     assert p == PersonalizerConfig()
     assert (p.t_lower, p.neumann_terms, p.temperature, p.warmup_epochs, p.fixed_sources) == (30, 3, 10.0, 10, ["mined"])
-    assert (p.lr, p.momentum, p.weight_decay, p.grad_clip, p.mode, p.dev_batch) == (1e-3, 0.9, 1e-3, 10.0, "bilevel", "train")
+    assert ((p.lr, p.momentum, p.weight_decay, p.grad_clip, p.mode, p.dev_batch)
+            == (1e-3, 0.9, 1e-3, 10.0, "bilevel", "train"))
 
 
 def test_upper_steps_every_t_lower_after_warmup_and_fixed_rows_keep_weight_one(tiny_dataset, tmp_path):
@@ -140,7 +141,8 @@ def test_upper_step_hypergradient_through_sasrec_matches_finite_differences(tiny
     phi0 = {k: t.clone() for k, t in hook.scorer.state_dict().items()}
     direction = {k: torch.randn_like(t) for k, t in phi0.items()}
     eps = 1e-5
-    fd = (f({k: phi0[k] + eps * direction[k] for k in phi0}) - f({k: phi0[k] - eps * direction[k] for k in phi0})) / (2 * eps)
+    fd = (f({k: phi0[k] + eps * direction[k] for k in phi0})
+          - f({k: phi0[k] - eps * direction[k] for k in phi0})) / (2 * eps)
     hook.scorer.load_state_dict(phi0)
     theta_before = [p.detach().clone() for p in theta]
     hook.upper_step(batch)

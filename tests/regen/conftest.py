@@ -13,6 +13,7 @@ from planted import FAST, NUM_ITEMS, SMALL, planted_data, planted_pairs, planted
 
 from dr4sr.regen.pretrain import PretrainInput, load_regenerator, pretrain_local  # noqa: E402
 
+
 @pytest.fixture(autouse=True)
 def one_thread():
     """Small ops on a shared 2-core machine: 2 intra-op threads were 16x slower than 1 under load."""

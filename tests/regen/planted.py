@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from dr4sr.regen.pairs import PairData, build_pair_data
-
 from dr4sr.data.splits import Splits
 from dr4sr.regen.config import PretrainConfig, RegeneratorConfig
+from dr4sr.regen.pairs import PairData, build_pair_data
 
 PLANTED = [(1, 2, 3), (4, 5, 6), (7, 8, 9, 10), (11, 12)]
 NUM_ITEMS = 40

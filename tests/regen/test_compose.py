@@ -5,7 +5,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from dr4sr.errors import ConfigError
-from dr4sr.regen.compose import (ComposeConfig, compose, composition_rows, mined_patterns, pattern_rows)
+from dr4sr.regen.compose import ComposeConfig, compose, composition_rows, mined_patterns, pattern_rows
 from dr4sr.regen.config import build_regen_config
 
 
@@ -21,7 +21,8 @@ def mine_dir(tmp_path):
     lists = pa.ListArray.from_arrays(pa.array(offsets), pa.array(np.concatenate(pats), pa.int64()))
     pq.write_table(pa.table({"pattern": lists, "support": pa.array([2, 2, 3, 2], pa.int64())}),
                    tmp_path / "patterns.parquet")
-    pq.write_table(pa.table({"user": pa.array([10, 11, 12], pa.int64()), "pattern_id": pa.array([2, 0, 2], pa.int64())}),
+    pq.write_table(pa.table({"user": pa.array([10, 11, 12], pa.int64()),
+                             "pattern_id": pa.array([2, 0, 2], pa.int64())}),
                    tmp_path / "pairs.parquet")
     return tmp_path
 

@@ -3,9 +3,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-
-from planted import NUM_ITEMS, PLANTED, planted_data, planted_pairs
-from planted import FAST, SMALL
+from planted import FAST, NUM_ITEMS, PLANTED, SMALL, planted_data, planted_pairs
 
 from dr4sr.errors import DR4SRError
 from dr4sr.regen.config import PretrainConfig, RegenerateConfig

@@ -4,7 +4,6 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-
 from planted import FAST, NUM_ITEMS, SMALL, planted_data, planted_pairs
 
 from dr4sr.errors import ConfigError
@@ -130,7 +129,8 @@ def test_init_copy_embeddings_only():
 def test_paper_era_preset_sets_the_recipe_and_set_still_overrides():
     cfg = build_regen_config({"regenerate": {"gamma": 0.1}}, "beauty", "paper-era")
     assert cfg.preset == "paper-era" and cfg.regenerate.memories == [0] and cfg.regenerate.gamma == 0.1
-    assert (cfg.compose.mined, cfg.compose.dedupe, cfg.init.data, cfg.init.copy) == ("all", "none", "pattern", "embeddings")
+    assert ((cfg.compose.mined, cfg.compose.dedupe, cfg.init.data, cfg.init.copy)
+            == ("all", "none", "pattern", "embeddings"))
     assert (cfg.pretrain.patience, cfg.pretrain.valid_fraction, cfg.pretrain.entropy_weight) == (0, 0.0, 1.0)
     assert cfg.pretrain.causal_encoder and cfg.regenerate.short_rows == "drop" and cfg.regenerate.max_length == 24
 

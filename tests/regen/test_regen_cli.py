@@ -1,7 +1,8 @@
 import json
 
-from dr4sr.cli import build_parser, main
 from planted import planted_data
+
+from dr4sr.cli import build_parser, main
 
 
 def test_subcommands_are_registered():
@@ -25,6 +26,15 @@ def test_regenerate_end_to_end_on_a_text_file(tmp_path, capsys):
     assert "regenerate artifact" in out and "regenerated+mined+original" in out
     stats_files = list((tmp_path / "store" / "regenerate").glob("*/stats.json"))
     assert len(stats_files) == 1
-    assert json.loads(stats_files[0].read_text())["generated_rows_before_dedupe"] == 80 * 2
+    stats = json.loads(stats_files[0].read_text())
+    assert stats["generated_rows_before_dedupe"] == 80 * 2
+    counts = stats["training_rows"]["regenerated+mined+original"]
+    assert f"{sum(counts.values()):>10,}  {counts}" in out  # the printed table is the stored one
+    # another compose config reuses the artifact (not in its id); the table describes its rows
+    assert main(argv + ["--set", "compose.mined=paired", "--set", "compose.dedupe=across"]) == 0
+    out = capsys.readouterr().out
+    assert "compose.mined=paired, compose.dedupe=across" in out and "reusing regenerated dataset" in out
+    assert len(list((tmp_path / "store" / "regenerate").glob("*/stats.json"))) == 1
+    assert f"{sum(counts.values()):>10,}  {counts}" not in out
     assert main(argv[:-2] + ["--set", "regen.kk=1"]) == 2  # unknown key: clean error, exit 2
     assert "regen.kk" in capsys.readouterr().err

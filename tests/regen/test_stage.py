@@ -4,15 +4,15 @@ import json
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-
-from planted import planted_data
-from planted import SMALL, planted_splits
+from planted import SMALL, planted_data, planted_splits
 
 from dr4sr.artifacts import ArtifactStore
 from dr4sr.errors import ConfigError
+from dr4sr.regen.compose import ComposeConfig
 from dr4sr.regen.config import build_regen_config
-from dr4sr.regen.stage import (COMPOSITIONS, load_mined, regenerate_pipeline, regenerate_stage,
-                               training_sequences)
+from dr4sr.regen.regenerate import list_column, regenerate
+from dr4sr.regen.stage import COMPOSITIONS, load_mined, regenerate_pipeline, regenerate_stage, training_sequences
+from dr4sr.train.worker import load_checkpoint
 
 OVERRIDES = {"init": {"mode": "scratch"}, "regen": dataclasses.asdict(SMALL),
              "pretrain": {"max_epochs": 3, "batch_size": 64, "device": "cpu"},
@@ -51,7 +51,8 @@ def test_pipeline_writes_dataset_and_stats(pipeline):
 
 def test_compositions(pipeline):
     splits, store, cfg, art, _ = pipeline
-    comps = {c: training_sequences(art, c) for c in COMPOSITIONS}
+    paired = ComposeConfig(mined="paired", dedupe="across")
+    comps = {c: training_sequences(art, c, paired) for c in COMPOSITIONS}
     assert [s.tolist() for s in comps["original"]] == [s.tolist() for s in splits.train]
     as_set = {c: {tuple(s.tolist()) for s in v} for c, v in comps.items()}
     for c in ("regenerated", "regenerated+mined", "regenerated+mined+original"):
@@ -61,8 +62,25 @@ def test_compositions(pipeline):
     mined = {tuple(patterns[p].tolist()) for p in pair_pattern}
     assert as_set["regenerated+mined"] == as_set["regenerated"] | mined
     assert as_set["regenerated+mined+original"] == as_set["regenerated+mined"] | as_set["original"]
+    # the default compose (mined=all, dedupe=none): every mined pattern once, the sources concatenated
+    every = training_sequences(art, "regenerated+mined+original")
+    assert len(every) == len(splits.train) + len(patterns) + len(comps["regenerated"])
+    assert [s.tolist() for s in every[len(splits.train):][:len(patterns)]] == [p.tolist() for p in patterns]
     with pytest.raises(ConfigError, match="composition"):
         training_sequences(art, "mined-only")
+
+
+def test_stats_describe_the_rows_trained_on(pipeline):
+    splits, store, cfg, art, _ = pipeline
+    stats = json.loads((art.path / "stats.json").read_text())
+    assert stats["compose"] == dataclasses.asdict(cfg.compose) == {"mined": "all", "dedupe": "none"}
+    patterns, _, _ = load_mined(store.root / "mine" / art.manifest["inputs"]["mine"])
+    for comp in COMPOSITIONS:
+        rows = training_sequences(art, comp, cfg.compose)
+        assert stats[comp]["sequences"] == len(rows) == sum(stats["training_rows"][comp].values())
+        assert stats[comp]["interactions"] == sum(len(r) for r in rows)
+    assert stats["training_rows"]["regenerated+mined+original"]["mined"] == len(patterns)  # all, not paired
+    assert stats["rows"]["mined"] < len(patterns)  # the artifact's own rows: the paired patterns
 
 
 def test_stages_are_reused_and_gamma_only_reruns_regenerate(pipeline):
@@ -74,9 +92,25 @@ def test_stages_are_reused_and_gamma_only_reruns_regenerate(pipeline):
     logs3 = []
     other = regenerate_pipeline(splits, cfg2, store, workers=1, log=logs3.append)
     assert other.id != art.id and any("reusing pretrained" in line for line in logs3)
-    gen = training_sequences(other, "regenerated")
-    allowed = set(np.concatenate(splits.train).tolist())
-    assert all(set(s.tolist()) <= allowed for s in gen)
+    # gamma 0: every step is restrictive, so each regenerated row uses only its own user's source items,
+    # each at most once. Each user holds 1-2 of the 4 planted patterns and its own 3-7 noise items out of
+    # 13..40, so a row decoded from another user's source fails here although it passes against the
+    # whole catalogue. First every decoded row (K per user, before the artifact drops duplicates) ...
+    source_of = {int(u): set(s.tolist()) for u, s in zip(splits.users, splits.train)}
+    pre = store.get("pretrain", other.manifest["inputs"]["pretrain"])
+    decoded = regenerate(load_checkpoint(pre.path / "model.pt"), cfg2.regen, splits.num_items, splits.train,
+                         splits.users, cfg2.regenerate, workers=1)
+    rows = list(zip(decoded.column("user").to_pylist(), [s.tolist() for s in list_column(decoded, "sequence")]))
+    assert sorted(u for u, _ in rows) == sorted(np.repeat(splits.users, SMALL.k).tolist())
+    for u, seq in rows:
+        assert set(seq) <= source_of[u] and len(set(seq)) == len(seq) <= 6, (u, seq, sorted(source_of[u]))
+    # ... then the artifact's generated rows, with the user each one was kept under
+    table = pq.read_table(other.path / "dataset.parquet").to_pydict()
+    kept = [(u, seq) for u, seq, src in zip(table["user"], table["sequence"], table["source"]) if src == "generated"]
+    assert kept and all(set(seq) <= source_of[u] for u, seq in kept), kept
+    assert {tuple(seq) for _, seq in kept} == {tuple(seq) for _, seq in rows if seq}
+    gen = training_sequences(other, "regenerated")  # what the target model trains on: exactly those rows
+    assert {tuple(s.tolist()) for s in gen} == {tuple(seq) for _, seq in kept}
 
 
 def test_unknown_keys_are_config_errors():

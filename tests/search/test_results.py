@@ -73,3 +73,25 @@ def test_a_trial_cut_off_after_max_t_epochs_is_not_an_asha_stop(study):
     assert status["c"] == "stopped by ASHA" and status["e"] == "incomplete"
     saved = asha_savings(info, rows)
     assert saved["stopped_by_asha"] == 1 and saved["trial_epochs_saved_by_asha"] == 3
+
+
+
+def test_asha_savings_by_hand(tmp_path):
+    # max_t 8 (grace 2, reduction factor 2: rungs at 2 and 4); f and j finished all 8 epochs, g was
+    # stopped at the rung of 2, h at the rung of 4. By hand: 8 + 8 + 2 + 4 = 22 trial-epochs run;
+    # saved (8 - 2) + (8 - 4) = 10
+    (tmp_path / "study.json").write_text(json.dumps({
+        "name": "s", "objective": "valid_ndcg@20", "kind": "optuna", "dimensions": ["train.lr"],
+        "asha": {"max_t": 8, "grace_period": 2, "reduction_factor": 2}}))
+    trial(tmp_path, "f", {"train.lr": 0.001}, [0.1] * 8, valid=0.1, test=0.1)
+    trial(tmp_path, "g", {"train.lr": 0.002}, [0.05] * 2)
+    trial(tmp_path, "h", {"train.lr": 0.003}, [0.08] * 4)
+    (tmp_path / "trials" / "h" / "run").mkdir()  # a run folder without metrics.json: not finished
+    trial(tmp_path, "j", {"train.lr": 0.004}, [0.2] * 8, valid=0.2, test=0.3)
+    from dr4sr.search.results import asha_savings
+
+    info, rows = read_study(tmp_path)
+    assert {r["trial_id"]: r["status"] for r in rows} == {
+        "f": "finished", "g": "stopped by ASHA", "h": "stopped by ASHA", "j": "finished"}
+    assert asha_savings(info, rows) == {"trials": 4, "stopped_by_asha": 2, "max_t": 8,
+                                        "trial_epochs_run": 22, "trial_epochs_saved_by_asha": 10}

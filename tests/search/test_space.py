@@ -51,8 +51,10 @@ def test_run_keys_as_dimensions_and_cells(tmp_path):
 
 
 @pytest.mark.parametrize("body, needle", [
-    ("dimensions: {regenerate.gamma: {grid: [0.1, 2.0]}}", "dimensions.regenerate.gamma = 2.0: regenerate.gamma must be in [0, 1]"),
-    ("dimensions: {regenerate.gama: {grid: [0.1]}}", "dimensions.regenerate.gama = 0.1: unknown config key 'regenerate.gama'"),
+    ("dimensions: {regenerate.gamma: {grid: [0.1, 2.0]}}",
+     "dimensions.regenerate.gamma = 2.0: regenerate.gamma must be in [0, 1]"),
+    ("dimensions: {regenerate.gama: {grid: [0.1]}}",
+     "dimensions.regenerate.gama = 0.1: unknown config key 'regenerate.gama'"),
     ("search: {kind: optuna, num_trials: 2}\ndimensions: {mine.alpha: {int: [1, 5]}}", "dimensions.mine.alpha = 1"),
     ("dimensions: {mine.alphax: {grid: [5]}}", "unknown config key(s) ['alphax']"),
     ("dimensions: {model.dropoutt: {grid: [0.1]}}", "unknown config key 'model.dropoutt'"),
@@ -65,7 +67,8 @@ def test_run_keys_as_dimensions_and_cells(tmp_path):
     ("search: {kind: optuna, num_trials: 2, asha: {grace: 2}}\ndimensions: {regen.k: {int: [1, 3]}}",
      "unknown config key 'search.asha.grace'"),
     ("metric: test_ndcg@20\ndimensions: {regen.k: {grid: [1]}}", "metric must be one of"),
-    ("set: {pretrain.max_epoch: 3}\ndimensions: {regen.k: {grid: [1]}}", "set (backbone sasrec): unknown config key 'pretrain.max_epoch'"),
+    ("set: {pretrain.max_epoch: 3}\ndimensions: {regen.k: {grid: [1]}}",
+     "set (backbone sasrec): unknown config key 'pretrain.max_epoch'"),
     ("seeds: [0]\ndimensions: {regen.k: {grid: [1]}}", "unknown key 'seeds'"),
     ("dimensions: {}", "dimensions must be a non-empty mapping"),
     ("preset: paper-eraa\ndimensions: {regen.k: {grid: [1]}}", "preset: unknown preset 'paper-eraa'"),
@@ -96,7 +99,8 @@ def test_a_preset_reaches_every_trial_under_the_fixed_settings(tmp_path):
           regenerate.gamma: {grid: [0.0, 0.3]}
         """))
     assert space.preset == "paper-era"
-    req, point = trial_request({STUDY_KEY: constants(space, StudyOptions(tmp_path / "study")), **space.grid_points()[1]})
+    req, point = trial_request({STUDY_KEY: constants(space, StudyOptions(tmp_path / "study")),
+                                **space.grid_points()[1]})
     assert req.preset == "paper-era" and point == {"regenerate.gamma": 0.3}
     cfg = regen_config(req, split_overrides(req.overrides)[1])
     # the preset's values, under the space's set: and the point

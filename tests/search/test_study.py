@@ -5,12 +5,21 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
+import shutil
 import signal
+import subprocess
+import sys
+import tempfile
 import textwrap
+import time
+from pathlib import Path
 
 import pytest
+from procs import pids_mentioning
 from ray import tune
 
+from dr4sr.search.results import write_study_report
 from dr4sr.search.space import load_space
 from dr4sr.search.study import StudyOptions, build_tuner, run_study
 
@@ -103,7 +112,168 @@ def test_tpe_asha_study_is_resumed_without_rerunning_finished_trials(ray_session
     assert started < summary["trials"] <= 5
     again = {p.parts[-3]: p.stat().st_mtime_ns for p in out.glob("trials/*/run/metrics.json")}
     assert {k: again[k] for k in first} == first  # finished trials were not run again
-    # ASHA: every trial that was stopped ran fewer than 4 epochs, and the savings add up
+    # ASHA with grace period 1, reduction factor 2 and max_t 4 has rungs at epochs 1 and 2 (4 is the top,
+    # where trials end on their own): a stopped trial ran 1 or 2 epochs, as Tune's own record of the
+    # trial (its result.json) also says; the savings are counted from that record, not from results.csv
     stopped = [r for r in csv.DictReader(open(out / "results.csv")) if r["status"] == "stopped by ASHA"]
-    assert summary["trial_epochs_saved_by_asha"] == sum(4 - int(r["epochs"]) for r in stopped)
-    assert all(int(r["epochs"]) < 4 for r in stopped)
+    tune_epochs = {r["trial_id"]: tune_recorded_epochs(out / "tune" / r["trial_id"] / "result.json")
+                   for r in stopped}
+    assert all(int(r["epochs"]) == tune_epochs[r["trial_id"]] in (1, 2) for r in stopped), (stopped, tune_epochs)
+    assert summary["stopped_by_asha"] == len(stopped)
+    assert summary["trial_epochs_saved_by_asha"] == sum(4 - e for e in tune_epochs.values())
+
+
+def tune_recorded_epochs(result_json) -> int:
+    """Epochs of the trial's last attempt, from the results Tune logged (a restarted trial starts at 1)."""
+    epochs = [json.loads(line)["epoch"] for line in result_json.read_text().splitlines() if line.strip()]
+    last = max(i for i, e in enumerate(epochs) if e == 1)
+    return len(set(epochs[last:]))
+
+
+# ---------------------------------------------------------------- results from a folder (no Ray)
+
+def fake_trial(study, trial_id, gamma, epochs, marker=None, finished=False):
+    d = study / "trials" / trial_id
+    d.mkdir(parents=True)
+    (d / "trial.json").write_text(json.dumps({"trial_id": trial_id, "point": {"regenerate.gamma": gamma}}))
+    (d / "progress.jsonl").write_text("".join(json.dumps({"epoch": e, "valid_ndcg@20": 0.1 * e + gamma}) + "\n"
+                                              for e in range(1, epochs + 1)))
+    if marker:
+        (d / "ended.json").write_text(json.dumps({"status": marker}))
+    if finished:
+        (d / "run").mkdir()
+        metrics = {k: 0.5 + gamma for k in ("recall@10", "recall@20", "ndcg@10", "ndcg@20")}
+        (d / "run" / "metrics.json").write_text(json.dumps({"epochs": epochs, "best_epoch": epochs - 1,
+                                                            "valid": metrics, "test": metrics}))
+
+
+def test_markers_tell_an_asha_stop_from_an_interrupted_trial(tmp_path, capsys):
+    study = tmp_path / "s"
+    study.mkdir()
+    (study / "study.json").write_text(json.dumps({
+        "name": "g", "objective": "valid_ndcg@20", "kind": "optuna", "dimensions": ["regenerate.gamma"],
+        "smoke_test": True, "max_epochs": 4, "trial_markers": True, "asha": {"max_t": 4}, "trials_planned": 5,
+        "interrupted": "SIGINT"}))
+    fake_trial(study, "t1", 0.25, 4, "completed", finished=True)
+    fake_trial(study, "t2", 0.0, 1, "completed")  # ASHA stopped it after epoch 1
+    fake_trial(study, "t3", 0.5, 2)  # cut off by the interrupt: no marker, no metrics
+    summary = write_study_report(study)
+    rows = {r["trial_id"]: r for r in csv.DictReader(open(study / "results.csv"))}
+    assert {k: r["status"] for k, r in rows.items()} == {"t1": "finished", "t2": "stopped by ASHA",
+                                                         "t3": "incomplete"}
+    note = "smoke test (4 epochs): not a result; interrupted: 2 of 5 trials finished"
+    assert all(r["note"] == note for r in rows.values())
+    assert summary["done"] == 2 and summary["planned"] == 5 and summary["trial_epochs_saved_by_asha"] == 3
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == "smoke test (4 epochs): not a result"
+    assert printed[1].startswith("study g: interrupted: 2 of 5 trials finished (1 stopped by ASHA)")
+    ranked = printed[printed.index("ranked by valid_ndcg@20 (validation):") + 1:]
+    assert [line.split()[:3] for line in ranked] == [["rank", "trial", "status"], ["1", "t1", "finished"],
+                                                      ["2", "t3", "incomplete"], ["3", "t2", "stopped"]]
+
+
+# ---------------------------------------------------------------- `dr4sr tune` as a user runs it
+
+DR4SR = str(Path(sys.executable).parent / "dr4sr")
+# every line a quiet `dr4sr tune` prints; Tune's reporter (boxes, trial tables, "View detailed results",
+# its TensorBoard hint into Ray's temp folder) matches none of them
+OUR_LINES = re.compile(r"(\[study\] |smoke test |space |fixed: |preset: |note: |study |best by |wrote |ranked by |"
+                       r"no results yet: |  |\d+ trials:$)")
+TRIAL_LINE = re.compile(r"\[study\] (\d)/3 \w+ finished: regenerate\.gamma=[\d.]+ \| valid_ndcg@20 0\.\d{4} \| "
+                        r"4 epochs \| elapsed \d+m\d\ds \| ETA \d+m\d\ds$")
+SMOKE = "smoke test (4 epochs): not a result"
+
+
+class TuneProcess:
+    """`dr4sr tune --smoke-test` in its own session and its own Ray temp folder (never the machine's
+    /tmp/ray), its leftovers killed by that folder's name."""
+
+    def __init__(self, tmp_path, dataset, out, *extra):
+        space = tmp_path / "space.yaml"
+        space.write_text("dataset: beauty\nbackbone: sasrec\nvariant: dr4sr\nset: {regen.k: 2}\n"
+                         "search: {kind: grid}\ndimensions:\n  regenerate.gamma: {grid: [0.0, 0.5, 1.0]}\n")
+        self.temp = tempfile.mkdtemp(prefix="dr4sr-rt-", dir="/tmp")  # short: Ray's sockets live there
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+        env.update(RAY_USAGE_STATS_ENABLED="0", RAY_TMPDIR=self.temp)
+        self.proc = subprocess.Popen(
+            [DR4SR, "tune", "--space", str(space), "--dataset", str(dataset), "--out", str(out),
+             "--store", str(tmp_path / "store"), "--smoke-test", *extra],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+
+    def wait_for(self, condition, timeout=600):
+        deadline = time.time() + timeout
+        while not condition():
+            if self.proc.poll() is not None:
+                pytest.fail(f"dr4sr tune ended first ({self.proc.returncode}): {self.proc.communicate()}")
+            if time.time() > deadline:
+                pytest.fail("timed out waiting for the study")
+            time.sleep(0.2)
+
+    def finish(self, timeout=900):
+        try:
+            out, err = self.proc.communicate(timeout=timeout)
+        finally:
+            if self.proc.poll() is None:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            for pid in pids_mentioning(self.temp):
+                os.kill(pid, signal.SIGKILL)
+            shutil.rmtree(self.temp, ignore_errors=True)
+        return self.proc.returncode, out, err
+
+
+
+
+def assert_quiet(stdout: str) -> None:
+    strays = [line for line in stdout.splitlines() if not OUR_LINES.match(line)]
+    assert not strays, f"lines not from dr4sr: {strays[:5]}"
+
+
+def test_sigterm_before_any_trial_exits_143_and_says_so(tiny_dataset, tmp_path):
+    out = tmp_path / "study"
+    tp = TuneProcess(tmp_path, tiny_dataset, out)
+    tp.wait_for(lambda: (out / "study.json").is_file())
+    tp.proc.send_signal(signal.SIGTERM)  # what `ray job stop` and `kill` send
+    code, stdout, stderr = tp.finish(timeout=300)
+    assert code == 143, stderr[-3000:]
+    assert stderr.splitlines() == ["dr4sr: interrupted (SIGTERM): 0 of 3 trials finished; "
+                                   "rerun with --resume to continue"]
+    assert "no trials yet" not in stdout and "interrupted: 0 of 3 trials finished" in stdout
+    assert json.loads((out / "study.json").read_text())["interrupted"] == "SIGTERM"
+    assert_quiet(stdout)
+
+
+@pytest.mark.slow  # two smoke studies of 3 trials: ~1.5 min on a quiet 2-core machine
+def test_ctrl_c_after_the_first_trial_exits_130_and_resume_finishes(tiny_dataset, tmp_path):
+    out = tmp_path / "study"
+    tp = TuneProcess(tmp_path, tiny_dataset, out)
+    tp.wait_for(lambda: list(out.glob("trials/*/ended.json")))
+    os.killpg(tp.proc.pid, signal.SIGINT)  # Ctrl-C reaches the terminal's whole process group
+    code, stdout, stderr = tp.finish(timeout=300)
+    assert code == 130, stderr[-3000:]
+    (line,) = stderr.splitlines()
+    done = int(re.fullmatch(r"dr4sr: interrupted: (\d) of 3 trials finished; rerun with --resume to continue",
+                            line).group(1))
+    assert 1 <= done < 3
+    assert_quiet(stdout)
+    assert [int(m.group(1)) for m in map(TRIAL_LINE.match, stdout.splitlines()) if m][:1] == [1]
+    assert f"study space: interrupted: {done} of 3 trials finished" in stdout
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert {r["note"] for r in rows} == {f"{SMOKE}; interrupted: {done} of 3 trials finished"}
+    assert sum(r["status"] == "finished" for r in rows) == done
+
+    tp = TuneProcess(tmp_path, tiny_dataset, out, "--resume")
+    code, stdout, stderr = tp.finish()
+    assert code == 0, stderr[-3000:]
+    assert_quiet(stdout)
+    lines = stdout.splitlines()
+    assert lines[0] == SMOKE and f"[study] TensorBoard: tensorboard --logdir {out}/tune" in lines
+    assert [int(m.group(1)) for m in map(TRIAL_LINE.match, lines) if m] == list(range(done + 1, 4))
+    assert f"{SMOKE}\nstudy space: 3 of 3 trials finished (0 stopped by ASHA)" in stdout
+    ranked = lines[lines.index("ranked by valid_ndcg@20 (validation):") + 2:]
+    # the 3 ranked trials, then the parameter-importance section of the stored study
+    assert ([line.split()[0] for line in ranked[:3]] == ["1", "2", "3"]
+            and not (ranked[3:] and ranked[3].split()[:1] == ["4"]))
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert len(rows) == 3 and {r["note"] for r in rows} == {SMOKE} and {r["status"] for r in rows} == {"finished"}
+    assert "interrupted" not in json.loads((out / "study.json").read_text())
+    assert (out / "sweep_regenerate_gamma.png").is_file()

@@ -40,7 +40,8 @@ def grid(tmp_path):
 def test_means_stds_gains_and_marks(grid):
     rows = table3_rows(grid, ["toys"], ["sasrec"], ["backbone", "dr4sr", "pattern"], [0, 1])
     by = {r["variant"]: r for r in rows}
-    assert by["backbone"]["ndcg@20_mean"] == pytest.approx(0.025) and by["backbone"]["ndcg@20_std"] == pytest.approx(0.005)
+    assert (by["backbone"]["ndcg@20_mean"] == pytest.approx(0.025)
+            and by["backbone"]["ndcg@20_std"] == pytest.approx(0.005))
     assert by["dr4sr"]["ndcg@20_gain"] == pytest.approx(0.035 / 0.025 - 1)
     assert by["dr4sr"]["recall@10_gain"] == pytest.approx(0.0)  # 0.1 on both rows
     assert by["dr4sr"]["ndcg@20_pvalue"] < 1e-10  # 100 users gain a full NDCG point each, the rest are tied

@@ -14,13 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import ray.cloudpickle  # noqa: E402
 
 from dr4sr.config import parse_overrides
 from dr4sr.train.ray_train import run_on_ray_train
 from dr4sr.train.runner import build_run_config, prepare_splits
 from dr4sr.train.worker import TrainingInput, run_worker
-
-import ray.cloudpickle  # noqa: E402
 
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray workers cannot import this test module
 

@@ -9,9 +9,13 @@ import json
 import time
 
 from dr4sr.artifacts import ArtifactStore, default_root
-from dr4sr.cli import positive_int
+from dr4sr.cli_args import positive_int, preset_arg
 from dr4sr.mining.engines import ENGINES
 from dr4sr.mining.stage import MineConfig, mine_artifact_id, run_mine_stage
+
+# flag -> key of the `mine` config section; a flag left out keeps the resolved value
+FLAGS = {"alpha": "alpha", "beta": "beta", "max_pattern_len": "max_pattern_len",
+         "max_pairs": "max_pairs_per_sequence", "seed": "seed"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -21,11 +25,13 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                     "pair each user with up to --max-pairs of the patterns it contains.")
     p.add_argument("--dataset", required=True, help="benchmark name (beauty, sports, toys, yelp) or a file path")
     p.add_argument("--data-dir", default=None, help="folder holding <name>.txt (default: $DR4SR_DATA_DIR or cache)")
-    p.add_argument("--alpha", type=int, default=5, help="maximum span in positions (paper: 5 Beauty, 10 others)")
-    p.add_argument("--beta", type=int, default=2, help="minimum support in sequences (default 2)")
+    p.add_argument("--alpha", type=int, default=None,
+                   help="maximum span in positions (default: per dataset, as `dr4sr run`: 5 Beauty, 10 others)")
+    p.add_argument("--beta", type=int, default=None, help="minimum support in sequences (default 2)")
     p.add_argument("--max-pattern-len", type=int, default=None, help="cap on pattern length (default: alpha)")
-    p.add_argument("--max-pairs", type=int, default=10, help="pairs kept per user (default 10)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the per-user pair draw")
+    p.add_argument("--max-pairs", type=int, default=None, help="pairs kept per user (default 10)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the per-user pair draw (default 0)")
+    preset_arg(p)
     p.add_argument("--max-len", type=int, default=50, help="sequence truncation of the splits (default 50)")
     p.add_argument("--engine", choices=ENGINES, default="native", help="native (fast) or seq2pat (reference)")
     p.add_argument("--workers", type=positive_int, default=1,
@@ -36,14 +42,20 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
+def mine_config(args: argparse.Namespace) -> MineConfig:
+    """The `mine` section as `dr4sr run` resolves it for this dataset and preset, with the flags given on top."""
+    from dr4sr.regen.config import build_regen_config
+
+    flags = {key: getattr(args, flag) for flag, key in FLAGS.items() if getattr(args, flag) is not None}
+    return MineConfig.from_dict(dict(build_regen_config({"mine": flags}, args.dataset, args.preset).mine))
+
+
 def run_mine_cli(args: argparse.Namespace) -> int:
     from dr4sr.data.datasets import load_dataset
     from dr4sr.data.splits import leave_one_out
-
     from dr4sr.paths import require_writable
 
-    cfg = MineConfig(alpha=args.alpha, beta=args.beta, max_pattern_len=args.max_pattern_len,
-                     max_pairs_per_sequence=args.max_pairs, seed=args.seed)
+    cfg = mine_config(args)
     store = ArtifactStore(args.out if args.out is not None else default_root())
     require_writable(store.root, "artifact store", "pass --out DIR or set $DR4SR_ARTIFACTS")
     started = time.perf_counter()

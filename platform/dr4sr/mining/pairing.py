@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from dr4sr.errors import ConfigError
-from dr4sr.mining.native import KeyIndex, build_corpus, expansion_chunks, expand, sorted_unique, vocab_size
+from dr4sr.mining.native import KeyIndex, build_corpus, expand, expansion_chunks, sorted_unique, vocab_size
 from dr4sr.mining.patterns import PatternSet, as_int_sequences
 
 

@@ -13,23 +13,27 @@ import numpy as np
 import torch
 from torch import nn
 
+from dr4sr.data.batching import Mode
+from dr4sr.data.graph import ItemGraph
+
 
 @dataclasses.dataclass
 class BuildContext:
-    """What a backbone may need besides its config: the vocabulary and the original training data."""
+    """What a backbone may need besides its config: the vocabulary, the data, and what the caller derived
+    from the data for it (GCE-GNN's item graph); a backbone never reads files or the artifact store."""
     num_items: int
     max_len: int = 50
-    original_train: Sequence[np.ndarray] | None = None  # for graph-based backbones (GCE-GNN)
-    store_root: str | None = None  # artifact store, for backbones that cache derived data
-    dataset_fingerprint: str = ""
+    original_train: Sequence[np.ndarray] | None = None  # the users' training sequences
     training_rows: Sequence[np.ndarray] | None = None  # the rows being trained on (regenerated data etc.)
+    item_graph: ItemGraph | None = None  # for graph backbones: see BackboneSpec.item_graph
 
 
 class Backbone(nn.Module):
     # "seq2seq": every position predicts the next item (causal models).
     # "last": only the final position is trained, one sample per prefix (non-causal models, FMLP-Rec);
     # such a model's forward takes `last_only=True` and then returns (B, 1, d) for that position.
-    training_mode: Literal["seq2seq", "last"] = "seq2seq"
+    # a dr4sr.data.batching.Cloze: the batcher masks items and they are the targets (BERT4Rec).
+    training_mode: Mode = "seq2seq"
     # how sequences are padded in a batch; "left" puts the last real item at position L-1
     padding: Literal["right", "left"] = "right"
 

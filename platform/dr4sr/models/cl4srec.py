@@ -1,7 +1,8 @@
 """CL4SRec (Xie et al., ICDE'22) as the paper ran it: SASRec + an InfoNCE loss between two augmented
 views of each training sequence. The model is SASRec plus one extra `[mask]` embedding used by the
-mask augmentation; the contrastive objective is the registry's auxiliary loss
-(`dr4sr.train.augment.cl4srec_auxiliary`), so the training loop is unchanged.
+mask augmentation; the contrastive objective is the auxiliary loss its registry entry names ("cl4srec",
+resolved by dr4sr.train.losses to dr4sr.train.augment.cl4srec_auxiliary), so the training loop is
+unchanged and this module never imports the training code.
 """
 from __future__ import annotations
 

@@ -33,10 +33,12 @@ class SASRecConfig:
 
 
 class SASRecEncoder(nn.Module):
-    """Item + position embeddings -> causal transformer; reused by GCE-GNN and CL4SRec."""
+    """Item + position embeddings -> causal transformer; reused by GCE-GNN and CL4SRec, and bidirectional
+    (`causal=False`, padding keys blocked) by BERT4Rec."""
 
-    def __init__(self, cfg: SASRecConfig, max_len: int):
+    def __init__(self, cfg, max_len: int, causal: bool = True):
         super().__init__()
+        self.causal = causal
         self.position_embedding = nn.Embedding(max_len, cfg.hidden_size)
         self.norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
         self.dropout = Dropout(cfg.dropout)
@@ -45,10 +47,12 @@ class SASRecEncoder(nn.Module):
             layer_norm_eps=cfg.layer_norm_eps, batch_first=True, norm_first=False)
         self.layers = nn.TransformerEncoder(layer, cfg.num_layers, enable_nested_tensor=False)
 
-    def forward(self, item_emb: torch.Tensor) -> torch.Tensor:
+    def forward(self, item_emb: torch.Tensor, padding: torch.Tensor | None = None) -> torch.Tensor:
         length = item_emb.size(1)
         pos = torch.arange(length, device=item_emb.device)
         x = self.dropout(self.norm(item_emb + self.position_embedding(pos)[None]))
+        if not self.causal:  # every position attends to every real one, before and after it
+            return encoder_forward(self.layers, x, key_padding_mask=padding)
         # right padding + causal mask: real positions never see padding, so no key-padding mask
         return encoder_forward(self.layers, x, causal_mask(length, x.device), is_causal=True)
 

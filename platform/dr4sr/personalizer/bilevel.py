@@ -17,9 +17,9 @@ import time
 import torch
 
 from dr4sr.data.batching import Batch, TrainBatcher
-from dr4sr.personalizer.config import PersonalizerConfig
 from dr4sr.personalizer.hypergrad import implicit_hypergradient
 from dr4sr.personalizer.scorer import Personalizer, gumbel_noise
+from dr4sr.train.config import PersonalizerConfig
 from dr4sr.train.loop import LoopContext, LoopHook
 from dr4sr.train.losses import hidden_for_targets, next_item_loss
 
@@ -150,7 +150,7 @@ class PersonalizerHook(LoopHook):
         if self._dev_cache is None or self._dev_cache[0] != epoch:
             self._dev_cache = (epoch, self.dev_batcher.global_batches(epoch))
         rows = self._dev_cache[1][index]
-        return self.dev_batcher.collate(rows[self.dev_batcher.rank::self.dev_batcher.world_size])
+        return self.dev_batcher.collate(rows[self.dev_batcher.rank::self.dev_batcher.world_size], epoch)
 
     def upper_step(self, batch: Batch) -> None:
         model, phi = self.model, list(self.scorer.parameters())

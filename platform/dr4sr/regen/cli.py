@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from dr4sr.cli import positive_int
+from dr4sr.cli_args import positive_int, preset_arg
 from dr4sr.config import deep_merge, parse_overrides
 
 
@@ -18,12 +18,13 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init", choices=("sasrec", "scratch"), default=None, help="regenerator initialisation")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a key of configs/regenerator.yaml, e.g. --set pretrain.max_epochs=10")
-    p.add_argument("--preset", default=None, help="a named preset (e.g. paper-era) or a YAML path, under --set")
+    preset_arg(p)
     p.add_argument("--workers", type=positive_int, default=1, help="Ray workers (1 = local loops, no Ray)")
     p.add_argument("--gpus", action="store_true", help="pre-train on one GPU per worker (NCCL)")
     p.add_argument("--out", default=None, help="artifact store root (default $DR4SR_ARTIFACTS or ./artifacts)")
     p.add_argument("--smoke-test", action="store_true",
-                   help="tiny budgets (1 SASRec epoch, 2 pre-training epochs) to check the whole path")
+                   help="the smoke budgets of `dr4sr run --smoke-test` (2 epochs for the SASRec init and for "
+                        "pre-training), so that run reuses these artifacts; an explicit --set wins")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,10 +36,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--gamma", type=float, default=None, help="probability of a generative step (default 0.1)")
     p.add_argument("--seed", type=int, default=None, help="seed of the hybrid-decoding coin flips (default 0)")
     p.set_defaults(func=cmd_regenerate)
-
-
-SMOKE = {"init": {"sasrec": {"train": {"max_epochs": 1, "patience": 1}}},
-         "pretrain": {"max_epochs": 2}}
 
 
 def _prepare(args):
@@ -56,9 +53,7 @@ def _prepare(args):
         if value is not None:
             cli.setdefault(section, {})[key] = value
     overrides = deep_merge(cli, parse_overrides(args.overrides))
-    if args.smoke_test:
-        overrides = deep_merge(SMOKE, overrides)  # an explicit --set wins over the smoke budget
-    cfg = build_regen_config(overrides, args.dataset, args.preset)
+    cfg = build_regen_config(overrides, args.dataset, args.preset, args.smoke_test)
     store = ArtifactStore(args.out)
     require_writable(store.root, "artifact store", "pass --out DIR or set $DR4SR_ARTIFACTS")
     splits = leave_one_out(load_dataset(args.dataset, args.data_dir), args.max_len)
@@ -80,13 +75,20 @@ def cmd_pretrain(args) -> int:
 
 
 def cmd_regenerate(args) -> int:
+    from dr4sr.config import to_dict
     from dr4sr.data.stats import format_stats
-    from dr4sr.regen.stage import regenerate_pipeline
+    from dr4sr.regen.compose import read_dataset
+    from dr4sr.regen.stage import composition_stats, regenerate_pipeline
 
     cfg, splits, store = _prepare(args)
     art = regenerate_pipeline(splits, cfg, store, args.workers, gpus=args.gpus)
     stats = json.loads((art.path / "stats.json").read_text())
-    print(f"rows: {stats['rows']}")
+    if stats.get("compose") != to_dict(cfg.compose):  # built under another compose config (not in its id)
+        mine_path = store.path("mine", art.manifest["inputs"]["mine"])
+        stats.update(composition_stats(splits, mine_path, read_dataset(art.path), cfg.compose))
+    print(f"training rows by source (compose.mined={cfg.compose.mined}, compose.dedupe={cfg.compose.dedupe}):")
+    for comp, counts in stats["training_rows"].items():
+        print(f"  {comp:28} {sum(counts.values()):>10,}  {counts}")
     for comp in ("regenerated", "regenerated+mined+original", "original"):
         print(format_stats(comp, stats[comp]))
     print(f"wrote regenerate artifact {art.path}")

@@ -34,7 +34,7 @@ COMPOSITIONS = {
 
 @dataclasses.dataclass
 class ComposeConfig:
-    # defaults "all" / "none" since stop 18: on SASRec Beauty they beat "paired" / "across" on both seeds
+    # defaults "all" / "none": on SASRec Beauty they beat "paired" / "across" on both seeds
     # (N@20 0.0424 / 0.0439 against 0.0405 / 0.0368, benchmarks/results/dr4sr_beauty.txt)
     mined: str = "all"  # "paired" (patterns drawn into pre-training pairs) | "all" (every mined pattern)
     dedupe: str = "none"  # "across" (each distinct sequence once over all sources) | "none" (concatenated)
@@ -111,13 +111,12 @@ def pattern_rows(train: list[np.ndarray], mine_path: str | Path, cfg: ComposeCon
     return compose({"original": list(train), "mined": mined_patterns(mine_path, cfg.mined)}, cfg.dedupe)
 
 
-def table_parts(table: pa.Table) -> dict[str, list[np.ndarray]]:
-    """Rows of a regenerate artifact's `dataset.parquet` by source (original, mined (paired), generated)."""
+def source_rows(table: pa.Table, source: str) -> list[np.ndarray]:
+    """Rows of one source in a regenerate artifact's `dataset.parquet`."""
     from dr4sr.regen.regenerate import list_column
 
-    source = table.column("source").to_numpy(zero_copy_only=False)
     seqs = list_column(table, "sequence")
-    return {name: [seqs[i] for i in np.flatnonzero(source == name)] for name in SOURCES}
+    return [seqs[i] for i in np.flatnonzero(table.column("source").to_numpy(zero_copy_only=False) == source)]
 
 
 def read_dataset(artifact_path: str | Path) -> pa.Table:
@@ -134,3 +133,19 @@ def composition_rows(composition: str, available: dict[str, list[np.ndarray]], d
     if composition == "original":
         return original_rows(available["original"])  # the users' sequences as they are
     return compose({s: available[s] for s in COMPOSITIONS[composition]}, dedupe)
+
+
+def regenerated_parts(original: list[np.ndarray], mine_path: str | Path, dataset: pa.Table,
+                      mined: str) -> dict[str, list[np.ndarray]]:
+    """The sources a regenerated composition draws from: the original rows, the mine artifact's patterns
+    (`compose.mined`) and the regenerate artifact's generated rows. (The artifact's own "mined" rows are
+    the paired patterns whatever `compose.mined` says: they are not read here.)"""
+    return {"original": list(original), "mined": mined_patterns(mine_path, mined),
+            "generated": source_rows(dataset, "generated")}
+
+
+def regenerated_rows(composition: str, cfg: ComposeConfig, original: list[np.ndarray], mine_path: str | Path,
+                     dataset: pa.Table) -> TrainingRows:
+    """The rows a target model trains on for `composition` of a regenerate artifact under `cfg`: what
+    `dr4sr run` trains on, what stats.json and `dr4sr regenerate` describe."""
+    return composition_rows(composition, regenerated_parts(original, mine_path, dataset, cfg.mined), cfg.dedupe)

@@ -11,11 +11,13 @@ Sections of `configs/regenerator.yaml` (every key overridable with `--set sectio
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 from dr4sr.config import CONFIG_DIR, deep_merge, from_dict, load_yaml
 from dr4sr.errors import ConfigError
 from dr4sr.regen.compose import ComposeConfig
+from dr4sr.smoke import SMOKE_REGEN
 
 YAML_PATH = CONFIG_DIR / "regenerator.yaml"
 
@@ -128,7 +130,8 @@ class RegenerateConfig:
             raise ConfigError(f"regenerate.short_rows must be 'force' or 'drop', got {self.short_rows!r}")
         if isinstance(self.memories, str):
             if self.memories != "all":
-                raise ConfigError(f"regenerate.memories must be 'all' or a list of memory indices, got {self.memories!r}")
+                raise ConfigError("regenerate.memories must be 'all' or a list of memory indices, "
+                                  f"got {self.memories!r}")
         elif not self.memories or len(set(self.memories)) != len(self.memories) or min(self.memories) < 0:
             raise ConfigError(f"regenerate.memories must be distinct indices >= 0, got {self.memories!r}")
         if self.span < 0 or self.span == 1 or (self.span and self.restrict != "ordered"):
@@ -169,17 +172,26 @@ def key_dict(section: str, obj) -> dict:
     return out
 
 
-def build_regen_config(overrides: dict | None = None, dataset: str | None = None,
-                       preset: str | None = None) -> RegenPipelineConfig:
-    """YAML defaults <- per-dataset section `datasets.<name>` <- preset <- overrides (e.g. from --set)."""
+def dataset_key(dataset: str | None) -> str | None:
+    """The name per-dataset defaults are looked up by: `toys`, `Toys` and `/data/toys.txt` are all `toys`."""
+    return None if dataset is None else Path(dataset).stem.lower()
+
+
+def build_regen_config(overrides: dict | None = None, dataset: str | None = None, preset: str | None = None,
+                       smoke_test: bool = False) -> RegenPipelineConfig:
+    """The one resolution of the regeneration config, for `run`, `mine`, `pretrain` and `regenerate` alike:
+    YAML defaults <- per-dataset section `datasets.<name>` <- preset <- smoke budgets <- overrides (--set)."""
     from dr4sr.presets import REGEN_SECTIONS, load_preset
 
     raw = load_yaml(YAML_PATH) if YAML_PATH.exists() else {}
     per_dataset = raw.pop("datasets", {}) or {}
     merged = raw
-    if dataset is not None and dataset in per_dataset:
-        merged = deep_merge(merged, per_dataset[dataset])
+    name = dataset_key(dataset)
+    if name is not None and name in per_dataset:
+        merged = deep_merge(merged, per_dataset[name])
     merged = deep_merge(merged, load_preset(preset, REGEN_SECTIONS))
+    if smoke_test:
+        merged = deep_merge(merged, SMOKE_REGEN)
     merged = deep_merge(merged, overrides or {})
     if preset:
         merged["preset"] = preset

@@ -2,8 +2,11 @@
 mine -> SASRec init (a `train` artifact) -> pretrain -> regenerate behind `regenerate_pipeline`.
 
 The regenerate artifact holds `dataset.parquet`: rows (sequence list<int64>, user, k, source) with
-source in {original, mined, generated}; mined and generated rows are deduplicated within their
-source (k = -1 for non-generated rows). `training_sequences` assembles a composition from it.
+source in {original, mined (the paired patterns), generated}; mined and generated rows are deduplicated
+within their source (k = -1 for non-generated rows). What a target model trains on is composed from its
+generated rows, the original rows and the mine artifact's patterns per the `compose` config
+(regen/compose.py; `training_sequences` below); stats.json describes those rows for the config it was
+built with.
 """
 from __future__ import annotations
 
@@ -24,7 +27,16 @@ from dr4sr.data.splits import Splits
 from dr4sr.data.stats import sequence_stats
 from dr4sr.errors import ConfigError, DR4SRError
 from dr4sr.regen.compose import COMPOSITIONS as _COMPOSITIONS
-from dr4sr.regen.compose import composition_rows, load_mined, pattern_rows, table_parts
+from dr4sr.regen.compose import (
+    ComposeConfig,
+    composition_rows,
+    load_mined,
+    pattern_rows,
+    read_dataset,
+    regenerated_parts,
+    regenerated_rows,
+    source_rows,
+)
 from dr4sr.regen.config import RegenPipelineConfig, key_dict
 from dr4sr.regen.pairs import PairData, build_pair_data
 from dr4sr.regen.pretrain import PretrainInput, pretrain_local, pretrain_ray
@@ -169,17 +181,27 @@ def build_dataset(splits: Splits, mine_path: str | Path, generated: pa.Table) ->
     return pa.concat_tables([original, mined, gen])
 
 
-def composition_sequences(table: pa.Table, composition: str) -> list[np.ndarray]:
-    """A composition of the artifact's own rows (paired mined patterns), each distinct sequence once."""
-    return composition_rows(composition, table_parts(table), "across").rows
+def training_sequences(artifact: Artifact | str | Path, composition: str = "regenerated+mined+original",
+                       compose: ComposeConfig | None = None) -> list[np.ndarray]:
+    """The rows a target model trains on for `composition` (see COMPOSITIONS) of a regenerate artifact in a
+    store, under `compose` (default: the config's defaults); the mine artifact is read from the same store."""
+    path = Path(artifact.path if isinstance(artifact, Artifact) else artifact)
+    table = read_dataset(path)
+    mine_id = json.loads((path / "manifest.json").read_text())["inputs"]["mine"]
+    return regenerated_rows(composition, compose or ComposeConfig(), source_rows(table, "original"),
+                            path.parent.parent / "mine" / mine_id, table).rows
 
 
-def training_sequences(artifact: Artifact | str | Path, composition: str = "regenerated+mined+original") -> list[np.ndarray]:
-    """Training rows of a regenerate artifact for `composition` (see COMPOSITIONS)."""
-    path = Path(artifact.path if isinstance(artifact, Artifact) else artifact) / "dataset.parquet"
-    if not path.exists():
-        raise DR4SRError(f"{path.parent}: not a regenerate artifact (missing dataset.parquet)")
-    return composition_sequences(pq.read_table(path), composition)
+def composition_stats(splits: Splits, mine_path: str | Path, table: pa.Table, compose: ComposeConfig) -> dict:
+    """Statistics of the rows a target model trains on, per composition, under `compose` (recorded with
+    them: the regenerate artifact's id does not hold it, so a run with another compose reuses the artifact)."""
+    parts = regenerated_parts(splits.train, mine_path, table, compose.mined)
+    out: dict = {"compose": to_dict(compose), "training_rows": {}}
+    for comp in COMPOSITIONS:
+        rows = composition_rows(comp, parts, compose.dedupe)
+        out["training_rows"][comp] = rows.counts()
+        out[comp] = sequence_stats(rows.rows, num_items=splits.num_items)
+    return out
 
 
 def regenerate_inputs(splits: Splits, pretrain_id: str, mine_id: str) -> dict:
@@ -215,8 +237,7 @@ def regenerate_stage(splits: Splits, cfg: RegenPipelineConfig, store: ArtifactSt
                  "rows_by_memory": {int(k): {"decoded": int(np.sum(decoded_k == k)),
                                              "dropped_short": int(np.sum(empty & (decoded_k == k))),
                                              "kept": int(np.sum(gen_k == k))} for k in np.unique(decoded_k)}}
-        for comp in COMPOSITIONS:
-            stats[comp] = sequence_stats(composition_sequences(table, comp), num_items=splits.num_items)
+        stats.update(composition_stats(splits, mine.path, table, cfg.compose))
         pq.write_table(table, w.dir / "dataset.parquet")
         (w.dir / "stats.json").write_text(json.dumps(stats, indent=2))
         w.info.update({"preset": cfg.preset, "rows": stats["rows"], "rows_by_memory": stats["rows_by_memory"],

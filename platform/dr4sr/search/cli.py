@@ -2,6 +2,7 @@
 
     dr4sr tune --space search_spaces/gamma_sweep.yaml --out runs/gamma [--dataset D] [--backbone B]
                [--smoke-test] [--resume] [--dry-run] [--set KEY=VALUE] [--store DIR]
+               [--storage URL] [--track mlflow]
 """
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from dr4sr.config import deep_merge, parse_overrides
 
 
 def add_tune_args(p: argparse.ArgumentParser) -> None:
+    from dr4sr.cli_args import non_negative_float, positive_int
+    from dr4sr.search.study import SMOKE_EPOCHS, SMOKE_GRID_VALUES, SMOKE_TRIALS, SMOKE_USERS
+
     p.add_argument("--space", required=True, help="a search_spaces/*.yaml file")
     p.add_argument("--dataset", default=None, help="override the space's dataset (name or path)")
     p.add_argument("--backbone", default=None, help="override the space's backbone")
@@ -25,13 +29,27 @@ def add_tune_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="a fixed `dr4sr run` key for every trial (budgets), e.g. --set train.max_epochs=50")
     p.add_argument("--smoke-test", action="store_true",
-                   help="a user sample, <= 4 trials (3 values per grid key) of 4 epochs, tiny stage budgets")
-    p.add_argument("--resume", action="store_true", help="continue a killed study (Tuner.restore)")
-    p.add_argument("--dry-run", action="store_true", help="print the trials (grid) or the space and exit")
-    p.add_argument("--max-concurrent", type=int, default=None, help="trials at once (default: the space's)")
-    p.add_argument("--gpus-per-trial", type=float, default=0.0, help="fractional GPU per single-worker trial")
+                   help=f"a dense sample of {SMOKE_USERS} users, {SMOKE_EPOCHS} epochs per trial, tiny stage "
+                        f"budgets; a grid space keeps the first {SMOKE_GRID_VALUES} values of each key "
+                        f"(gamma_sweep.yaml: 3 x 2 = 6 trials), an Optuna space runs at most {SMOKE_TRIALS} "
+                        "trials. Every output says 'smoke test'")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted study in --out (Tuner.restore)")
+    p.add_argument("--dry-run", action="store_true", help="check everything, print the trials (grid) or the "
+                                                          "space and exit")
+    p.add_argument("--max-concurrent", type=positive_int, default=None,
+                   help="trials at once (default: the space's)")
+    p.add_argument("--gpus-per-trial", type=non_negative_float, default=0.0,
+                   help="fractional GPU per single-worker trial")
+    p.add_argument("--storage", default=None, metavar="URL",
+                   help="Optuna storage (a SQLAlchemy URL) that records the study and its trials; default: the "
+                        "space's search.storage, else sqlite:///OUT/optuna.db (`dr4sr dashboard OUT` shows it)")
+    p.add_argument("--track", choices=["mlflow"], default=None,
+                   help="also log every trial to MLflow ($MLFLOW_TRACKING_URI, else sqlite:///OUT/mlflow.db)")
     p.add_argument("--driver-resource", default=None,
                    help="custom resource for multi-worker trials' drivers (cluster.yaml: TRAIN_DRIVER)")
+    # SUPPRESS: without the flag, `dr4sr --verbose tune` keeps its value
+    p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                   help="also show Ray Tune's own progress tables and Ray's log lines")
 
 
 def resolve_space(args):
@@ -70,27 +88,49 @@ def describe(space) -> str:
 
 
 def study_from_args(args):
+    """Every check before anything is written or scheduled (a dry run stops on the same errors)."""
+    from dr4sr.paths import require_folders
     from dr4sr.search.sample import sample_dataset
-    from dr4sr.search.study import SMOKE_USERS, StudyOptions, smoke_space
+    from dr4sr.search.study import SMOKE_USERS, StudyOptions, check_study_folder, smoke_space
+    from dr4sr.search.validate import check_datasets
 
+    require_folders(out=args.out, store=args.store)
     space = resolve_space(args)
+    check_datasets(space, args.data_dir, download=not args.dry_run,
+                   where="--dataset" if args.dataset else f"{space.path}: dataset")
+    check_study_folder(Path(args.out), args.resume, space.name, args.smoke_test)
     opts = StudyOptions(Path(args.out), args.store, args.data_dir, args.smoke_test, args.resume,
                         gpus_per_trial=args.gpus_per_trial, driver_resource=args.driver_resource,
-                        max_concurrent=args.max_concurrent)
+                        max_concurrent=args.max_concurrent, storage=args.storage, track=args.track)
     if args.smoke_test:
-        data = sample_dataset(space.dataset, Path(args.out) / "data", SMOKE_USERS, args.data_dir)
-        space = smoke_space(space, str(data.resolve()))
+        data = space.dataset  # a dry run writes nothing, so it lists the space on the full dataset
+        if not args.dry_run:
+            data = str(sample_dataset(space.dataset, Path(args.out) / "data", SMOKE_USERS, args.data_dir).resolve())
+        space = smoke_space(space, data)
     return space, opts
 
 
 def cmd_tune(args) -> int:
+    import sys
+
+    from dr4sr.paths import smoke_label
+    from dr4sr.search.study import StudyInterrupted, max_epochs
+
     space, opts = study_from_args(args)
+    if args.smoke_test:
+        print(smoke_label(max_epochs(space)), flush=True)
     print(describe(space), flush=True)
     if args.dry_run:
         return 0
     from dr4sr.search.study import run_study
 
-    run_study(space, opts)
+    try:
+        run_study(space, opts)
+    except StudyInterrupted as exc:  # Tune saved its state; the partial results are written
+        if getattr(args, "debug", False):
+            raise
+        print(f"dr4sr: {exc.line}", file=sys.stderr, flush=True)
+        return exc.exit_code
     return 0
 
 
@@ -111,6 +151,8 @@ def add_grid_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--smoke-test", action="store_true",
                    help="one seed, each dataset cut to a dense sample of users, 2 epochs, tiny stage budgets")
     p.add_argument("--gpus-per-run", type=float, default=0.0, help="GPU fraction per run (packs runs on a GPU)")
+    p.add_argument("--baselines", nargs="*", default=[], metavar="NAME",
+                   help="data-centric baselines as rows above the models, once per dataset (infae)")
     p.add_argument("--max-concurrent", type=int, default=None,
                    help="runs at once (default: as many as the cluster's CPUs/GPUs fit now)")
     p.add_argument("--dry-run", action="store_true", help="list the runs and which are already finished")
@@ -141,9 +183,13 @@ def cmd_grid(args) -> int:
         print(f"exported {len(copied)} of {len(runs)} runs to {args.export}; wrote " + ", ".join(map(str, written)))
         return 0
 
+    from dr4sr.paths import require_folders
+
+    require_folders(out=args.out, store=args.store)
     opts = GridOptions(Path(args.out), args.backbones, args.datasets, args.variants, args.seeds, args.store,
                        args.data_dir, args.smoke_test, args.space, parse_overrides(args.overrides),
-                       preset=args.preset, gpus_per_run=args.gpus_per_run, max_concurrent=args.max_concurrent)
+                       preset=args.preset, gpus_per_run=args.gpus_per_run, max_concurrent=args.max_concurrent,
+                       baselines=args.baselines)
     opts.validate()
     if args.space:
         resolve_space(argparse.Namespace(space=args.space, dataset=None, backbone=None, overrides=args.overrides,

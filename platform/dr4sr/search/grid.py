@@ -20,6 +20,7 @@ from pathlib import Path
 
 from dr4sr.errors import ConfigError
 from dr4sr.pipeline import VARIANTS, RunRequest, run_variant
+from dr4sr.storage import resolve_store
 
 DATASETS = ("beauty", "sports", "toys", "yelp")
 REGENERATING = ("dr4sr", "dr4sr+", "dr4sr-no-diversity", "constant")
@@ -64,6 +65,7 @@ class GridOptions:
     cpus_per_run: float = 1.0
     gpus_per_run: float = 0.0
     max_concurrent: int | None = None  # runs at once; None = as many as the cluster fits now
+    baselines: list[str] = dataclasses.field(default_factory=list)  # data-centric baselines (dr4sr.baselines)
 
     def validate(self) -> None:
         bad = [v for v in self.variants if v not in VARIANTS]
@@ -75,9 +77,13 @@ class GridOptions:
             get_backbone(b)
         if "backbone" not in self.variants:
             raise ConfigError("--variants must include 'backbone': Table 3's gains and tests are against it")
+        from dr4sr.baselines import BASELINES
         from dr4sr.presets import check_preset
 
         check_preset(self.preset, "--preset")
+        bad = [b for b in self.baselines if b not in BASELINES]
+        if bad:
+            raise ConfigError(f"--baselines: unknown {bad[0]!r}; this build has {BASELINES}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,10 +117,17 @@ def resolve_data(opts: GridOptions) -> dict[str, str]:
                                          items=SMOKE_ITEMS).resolve()) for d in opts.datasets}
 
 
+BASELINE_VARIANT = "baseline"  # the variant name of a data-centric baseline's runs
+
+
 def plan(opts: GridOptions, data: dict[str, str]) -> list[GridRun]:
-    """Every run, in the order they start: seed, then backbone, dataset and variant as given."""
+    """Every run, in the order they start: seed, then backbone, dataset and variant as given; the
+    deterministic baselines once per dataset, after the first seed's runs."""
     seeds = opts.seeds[:1] if opts.smoke_test else opts.seeds
-    return [GridRun(d, b, v, s, data[d]) for s in seeds for b in opts.backbones for d in data for v in opts.variants]
+    runs = [GridRun(d, b, v, s, data[d]) for s in seeds for b in opts.backbones for d in data for v in opts.variants]
+    extra = [GridRun(d, b, BASELINE_VARIANT, seeds[0], data[d]) for b in opts.baselines for d in data]
+    first = sum(1 for r in runs if r.seed == seeds[0])
+    return runs[:first] + extra + runs[first:]
 
 
 def leads(runs: list[GridRun]) -> dict[str, GridRun]:
@@ -127,9 +140,17 @@ def leads(runs: list[GridRun]) -> dict[str, GridRun]:
 
 
 def _run_one(fields: dict, run_dir: str, seed: int) -> dict:
-    """Ray task body: one pipeline run; returns what the progress line shows."""
+    """Ray task body: one pipeline (or baseline) run; returns what the progress line shows."""
     label = f"{Path(run_dir).parent.name}/{Path(run_dir).name}"
-    m = run_variant(RunRequest(**fields), run_dir, seed=seed, log=lambda msg: print(f"[{label}] {msg}", flush=True))
+    log = lambda msg: print(f"[{label}] {msg}", flush=True)  # noqa: E731
+    if fields["variant"] == BASELINE_VARIANT:
+        from dr4sr.baselines import baseline_runner
+
+        overrides = {k: v for k, v in fields["overrides"].items() if k in ("data", fields["backbone"])}
+        m = baseline_runner(fields["backbone"])(fields["dataset"], run_dir, seed=seed, overrides=overrides,
+                                                data_dir=fields["data_dir"], smoke_test=fields["smoke_test"], log=log)
+        return {"ndcg@20": m["test"]["ndcg@20"], "epochs": "no"}
+    m = run_variant(RunRequest(**fields), run_dir, seed=seed, log=log)
     return {"ndcg@20": m["test"]["ndcg@20"], "epochs": m["epochs"]}
 
 
@@ -137,7 +158,7 @@ def request_fields(opts: GridOptions, run: GridRun, overrides: dict | None = Non
     return {"dataset": run.data, "backbone": run.backbone, "variant": run.variant,
             "overrides": overrides if overrides is not None else opts.overrides, "preset": opts.preset,
             "data_dir": opts.data_dir,
-            "smoke_test": opts.smoke_test, "store_root": str(Path(opts.store).resolve()) if opts.store else None}
+            "smoke_test": opts.smoke_test, "store_root": resolve_store(opts.store)}
 
 
 def slots(opts: GridOptions) -> int | None:
@@ -216,6 +237,7 @@ def record_plan(out: Path, runs: list[GridRun], variants: list[str], data: dict[
                           f"use another --out for a {'smoke-test' if opts.smoke_test else 'full-size'} one")
     meta = {"datasets": _union(old.get("datasets", []), list(data)),
             "backbones": _union(old.get("backbones", []), opts.backbones),
+            "baselines": _union(old.get("baselines", []), opts.baselines),
             "variants": _union(old.get("variants", []), variants),
             "seeds": sorted(set(old.get("seeds", [])) | {r.seed for r in runs}),
             "smoke_test": opts.smoke_test, "space": opts.space or old.get("space"),
@@ -234,8 +256,10 @@ def planned_runs(out: Path) -> list[GridRun]:
         raise ConfigError(f"--out {out}: holds no grid (no grid.json)")
     meta = json.loads(path.read_text())
     runs = [GridRun(d, b, v, int(s), meta["data"].get(d, d)) for d, b, v, s in meta.get("runs", [])]
-    return sorted(runs, key=lambda r: (r.seed, meta["backbones"].index(r.backbone), meta["datasets"].index(r.dataset),
-                                       meta["variants"].index(r.variant)))
+    models = meta["backbones"] + meta.get("baselines", [])
+    variants = meta["variants"] + [BASELINE_VARIANT]
+    return sorted(runs, key=lambda r: (r.seed, models.index(r.backbone), meta["datasets"].index(r.dataset),
+                                       variants.index(r.variant)))
 
 
 def grid_title(meta: dict) -> str | None:
@@ -246,11 +270,14 @@ def grid_title(meta: dict) -> str | None:
 
 
 def write_grid_table(out: Path, meta: dict) -> list[Path]:
-    from dr4sr.search.tables import table3_rows, write_table3
+    from dr4sr.search.tables import head_to_head, table3_rows, write_table3
 
-    rows = table3_rows(out, meta["datasets"], meta["backbones"], meta["variants"], meta["seeds"],
-                       paper=not meta.get("smoke_test"))
-    return write_table3(rows, out, title=grid_title(meta), figures=True)
+    paper = not meta.get("smoke_test")
+    rows = table3_rows(out, meta["datasets"], meta.get("baselines", []), [BASELINE_VARIANT], meta["seeds"],
+                       baseline=BASELINE_VARIANT, paper=paper)
+    rows += table3_rows(out, meta["datasets"], meta["backbones"], meta["variants"], meta["seeds"], paper=paper)
+    duels = head_to_head(out, meta["datasets"], meta["backbones"], meta["seeds"])
+    return write_table3(rows, out, title=grid_title(meta), figures=True, duels=duels)
 
 
 def run_grid(opts: GridOptions) -> dict:

@@ -179,6 +179,7 @@ def format_status(out: Path, runs: list) -> str:
                                          ("finished", "running", "interrupted", "failed", "remaining") if k in counts)
             + f" of {len(runs)}; driver {'running' if st['alive'] else 'not running'}")
     eta = (f"ETA {fmt_seconds(st['eta_seconds'])} with {st['slots']} run(s) at once, from the measured wall times"
-           + (f" ({st['unestimated']} runs not estimated yet: no finished run of their kind)" if st["unestimated"] else "")
+           + (f" ({st['unestimated']} runs not estimated yet: no finished run of their kind)"
+              if st["unestimated"] else "")
            + f"; finished runs took {st['core_hours']:.2f} run-hours")
     return "\n".join([head] + lines + [eta])

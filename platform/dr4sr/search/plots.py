@@ -36,7 +36,9 @@ def sweep_series(rows: list[dict], x_key: str, dims: list[str], split: str, metr
             for label, pts in groups.items()}
 
 
-def sweep_plots(rows: list[dict], dims: list[str], out_dir: Path, title: str, metric: str = "ndcg@20") -> list[Path]:
+def sweep_plots(rows: list[dict], dims: list[str], out_dir: Path, title: str, metric: str = "ndcg@20",
+                note: str = "") -> list[Path]:
+    """One figure per swept key; `note` (a smoke test, an interrupted study) heads every title."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -51,10 +53,12 @@ def sweep_plots(rows: list[dict], dims: list[str], out_dir: Path, title: str, me
                 ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=label)
             ax.set_xlabel(x_key)
             ax.set_ylabel(f"{split} {metric.upper().replace('NDCG', 'NDCG')}")
-            ax.set_title(f"{split}")
+            ax.set_title(f"{split}" + (" (smoke test)" if "smoke" in note else ""))
             ax.grid(alpha=0.3)
         axes[0].legend(fontsize=8)
-        fig.suptitle(f"{title}: {metric} vs {x_key} (error bars: std over seeds)")
+        fig.suptitle((f"{note.upper()}\n" if note else "")
+                     + f"{title}: {metric} vs {x_key} (error bars: std over seeds)",
+                     color="tab:red" if note else "black")
         fig.tight_layout()
         path = out_dir / f"sweep_{x_key.replace('.', '_')}.png"
         fig.savefig(path, dpi=120)

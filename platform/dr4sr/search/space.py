@@ -41,6 +41,7 @@ class SearchConfig:
     seed: int = 0  # TPE sampler seed
     max_concurrent: int = 1  # trials at once (each takes one CPU, or its Ray Train workers)
     asha: AshaConfig | None = None  # early stopping of bad trials on the per-epoch validation metric
+    storage: str | None = None  # Optuna storage (SQLAlchemy URL); None: SQLite in the study folder
 
     def validate(self) -> None:
         if self.kind not in ("grid", "optuna"):

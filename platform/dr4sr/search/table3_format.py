@@ -8,7 +8,8 @@ from dr4sr.search.tables import BASELINE, SHORT, mark
 
 MODEL_NAMES = {"gru4rec": "GRU4Rec", "sasrec": "SASRec", "fmlp": "FMLP-Rec", "gcegnn": "GCE-GNN",
                "cl4srec": "CL4SRec", "bert4rec": "BERT4Rec", "infae": "∞-AE", "melt": "MELT"}
-VARIANT_NAMES = {"baseline": "data-centric baseline", "backbone": "backbone", "dr4sr": "DR4SR", "dr4sr+": "DR4SR+", "pattern": "pattern + original",
+VARIANT_NAMES = {"baseline": "data-centric baseline", "backbone": "backbone", "dr4sr": "DR4SR", "dr4sr+": "DR4SR+",
+                 "pattern": "pattern + original",
                  "constant": "DR4SR data, constant weight", "dr4sr-no-diversity": "DR4SR w/o diversity",
                  "tuned": "tuned (study's best)"}
 PAPER_ORDER = ("baseline", BASELINE, "dr4sr", "dr4sr+")  # the paper's rows first, ours after them
@@ -95,7 +96,8 @@ def duels_markdown(duels: list[dict]) -> list[str]:
     by = {(d["dataset"], d["backbone"], d["variant"], d["against"]): d for d in duels}
     keys = list(dict.fromkeys((d["dataset"], d["backbone"]) for d in duels))
     head = "| dataset | model | " + " | ".join(f"{row_name('', v)} vs {row_name('', o)}" for v, o in cols) + " |"
-    lines = ["", "### Head to head (test N@20: gain, paired t-test p, seeds)", "", head, "|---|---|" + "---:|" * len(cols)]
+    lines = ["", "### Head to head (test N@20: gain, paired t-test p, seeds)", "", head,
+             "|---|---|" + "---:|" * len(cols)]
     for dataset, model in keys:
         cells = []
         for v, o in cols:

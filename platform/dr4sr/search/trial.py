@@ -11,9 +11,11 @@ import os
 from pathlib import Path
 
 from dr4sr.pipeline import RunRequest, run_variant
+from dr4sr.search.results import ENDED
 from dr4sr.search.space import apply_point
 
 STUDY_KEY = "_study"  # the constants every trial gets in its config (the rest is the point)
+FINISHED = "run_finished"  # in the final result only: the run ended on its own (not stopped by ASHA)
 
 
 class TuneReporter:
@@ -65,9 +67,11 @@ def run_trial(config: dict) -> None:
                                                 "backbone": req.backbone, "variant": req.variant}, indent=2))
     progress = out / "progress.jsonl"
     progress.unlink(missing_ok=True)  # a restarted trial (no Tune checkpoint) trains again from epoch 1
+    (out / ENDED).unlink(missing_ok=True)  # a resumed errored trial is running again
     metrics = run_variant(req, out / "run", on_epoch=TuneReporter(progress, req.workers > 1),
                           log=lambda msg: print(f"[{trial_id}] {msg}", flush=True))
     # the final result: the run's best-epoch validation (whose weights were tested); also sent when the
-    # train artifact was reused and no epoch was reported
-    tune.report({"epoch": int(metrics["epochs"]), "done": 1,
+    # train artifact was reused and no epoch was reported. FINISHED marks it: Tune sets its own `done`
+    # on the result at which ASHA stops a trial too
+    tune.report({"epoch": int(metrics["epochs"]), "done": 1, FINISHED: 1,
                  **{f"valid_{k}": float(v) for k, v in metrics["valid"].items()}})

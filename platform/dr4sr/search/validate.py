@@ -9,12 +9,13 @@ from dr4sr.errors import ConfigError
 from dr4sr.pipeline import COMPOSITIONS, REGEN_SECTIONS, TARGET_SECTIONS, VARIANTS, split_overrides
 from dr4sr.search.space import RUN_KEYS, SearchSpace, nest
 
+
 def check_run(backbone: str, dataset: str, overrides: dict, preset: str | None = None) -> None:
     """Build every config `run_variant` would build from these settings (raises ConfigError); the
     regeneration configs are built whatever the variant, so their keys are checked too."""
     from dr4sr.mining.stage import MineConfig
-    from dr4sr.regen.config import build_regen_config
     from dr4sr.presets import load_preset
+    from dr4sr.regen.config import build_regen_config
     from dr4sr.train.runner import build_run_config
 
     target, regen = split_overrides(overrides)
@@ -72,3 +73,22 @@ def validate_space(space: SearchSpace) -> SearchSpace:
                 except ConfigError as exc:
                     raise ConfigError(f"{path}: dimensions.{d.key} = {value!r}: {exc}") from None
     return dataclasses.replace(space, notes=notes)
+
+
+def check_datasets(space: SearchSpace, data_dir: str | None, download: bool, where: str) -> None:
+    """Every dataset the trials would load exists (a benchmark name, or a file), so a typo stops now
+    rather than in each trial. `download=False` (a dry run) lets an uncached benchmark pass unread."""
+    import os
+
+    from dr4sr.data.datasets import BENCHMARKS, resolve_dataset_path
+    from dr4sr.errors import DR4SRError
+
+    datasets = [space.dataset] + [v for d in space.dimensions if d.key == "dataset" for v in d.values]
+    for dataset in map(str, datasets):
+        in_cache = dataset.lower() in BENCHMARKS and not (data_dir or os.environ.get("DR4SR_DATA_DIR"))
+        if in_cache and not download:
+            continue
+        try:
+            resolve_dataset_path(dataset, data_dir, download=download)
+        except DR4SRError as exc:
+            raise ConfigError(f"{where}: {exc}") from None

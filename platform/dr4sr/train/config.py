@@ -1,11 +1,14 @@
-"""Typed configs of a target-model training run."""
+"""Typed configs of a target-model training run: sections data, model, train and personalizer.
+
+The `personalizer` section (DR4SR+, paper §4.3; defaults in configs/personalizer.yaml) lives here, below
+the room that implements it: dr4sr.personalizer plugs into training through dr4sr.train.extensions and
+reads this section, and train/ never imports it."""
 from __future__ import annotations
 
 import dataclasses
 from typing import Any
 
 from dr4sr.errors import ConfigError
-from dr4sr.personalizer.config import PersonalizerConfig
 from dr4sr.train.losses import LOSSES
 
 VALID_METRICS = ("ndcg@10", "ndcg@20", "recall@10", "recall@20")
@@ -52,6 +55,62 @@ class TrainConfig:
             raise ConfigError(f"train.device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         if self.patience < 1:
             raise ConfigError(f"train.patience must be >= 1, got {self.patience}")
+
+
+DEV_BATCHES = ("train", "holdout")
+MODES = ("bilevel", "end-to-end", "constant")
+SOURCES = ("original", "mined", "generated")
+
+
+@dataclasses.dataclass
+class PersonalizerConfig:
+    enabled: bool = False
+    hidden_size: int = 0  # MLP width of g_phi (d -> width -> 2); 0 = the backbone's hidden size d
+    temperature: float = 10.0  # Gumbel-softmax temperature (authors' practice ~10)
+    detach_hidden: bool = True  # g_phi reads the hidden state without passing gradients back into theta
+    warmup_epochs: int = 10  # plain (unweighted) epochs before weighting and upper steps start
+    fixed_sources: list[str] = dataclasses.field(default_factory=lambda: ["mined"])  # rows kept at weight 1
+    t_lower: int = 30  # lower steps (on theta) per upper step (on phi)
+    lr: float = 1e-3  # upper optimizer: SGD
+    momentum: float = 0.9
+    weight_decay: float = 1e-3
+    neumann_terms: int = 3  # K: inverse Hessian ~ step * sum_{n=0..K} (I - step * H)^n
+    neumann_step: float = 1e-3
+    grad_clip: float = 10.0  # max norm of the hypergradient; 0 = off
+    dev_batch: str = "train"  # "train": a fresh shuffled training batch (paper); "holdout": a held-out slice
+    holdout_fraction: float = 0.05  # share of training rows held out from theta when dev_batch=holdout
+    mode: str = "bilevel"  # "bilevel" (implicit differentiation) or "end-to-end" (ablation: phi on the train loss)
+    # or "constant": no g_phi, every re-weighted target gets `constant_weight` (the control for what
+    # DR4SR+ learns: its weights stay near 0.5 while fixed rows keep 1)
+    constant_weight: float = 0.5
+
+    def validate(self) -> None:
+        if self.hidden_size < 0:
+            raise ConfigError(f"personalizer.hidden_size must be >= 0 (0 = the backbone's), got {self.hidden_size}")
+        for key in ("temperature", "lr"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"personalizer.{key} must be positive, got {getattr(self, key)}")
+        for key in ("warmup_epochs", "neumann_terms"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"personalizer.{key} must be >= 0, got {getattr(self, key)}")
+        if self.t_lower < 1:
+            raise ConfigError(f"personalizer.t_lower must be >= 1, got {self.t_lower}")
+        if not 0.0 <= self.momentum < 1.0:
+            raise ConfigError(f"personalizer.momentum must be in [0, 1), got {self.momentum}")
+        for key in ("weight_decay", "grad_clip", "neumann_step"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"personalizer.{key} must be >= 0, got {getattr(self, key)}")
+        if self.dev_batch not in DEV_BATCHES:
+            raise ConfigError(f"personalizer.dev_batch must be one of {DEV_BATCHES}, got {self.dev_batch!r}")
+        if not 0.0 < self.holdout_fraction < 1.0:
+            raise ConfigError(f"personalizer.holdout_fraction must be in (0, 1), got {self.holdout_fraction}")
+        if self.mode not in MODES:
+            raise ConfigError(f"personalizer.mode must be one of {MODES}, got {self.mode!r}")
+        if not 0.0 <= self.constant_weight <= 1.0:
+            raise ConfigError(f"personalizer.constant_weight must be in [0, 1], got {self.constant_weight}")
+        bad = sorted(set(self.fixed_sources) - set(SOURCES))
+        if bad:
+            raise ConfigError(f"personalizer.fixed_sources: unknown source {bad[0]!r}; expected some of {SOURCES}")
 
 
 @dataclasses.dataclass

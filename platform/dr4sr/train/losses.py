@@ -3,16 +3,35 @@
 - "bce": the paper's loss; one uniformly sampled negative per position (positives not excluded).
 - "ce": full-softmax cross-entropy over all items (padding excluded).
 Both return (weighted mean loss, per-position loss) so DR4SR+ can reuse the per-position values.
+
+Auxiliary objectives (CL4SRec's contrastive loss) are registered here by the name a backbone's registry
+entry gives (`BackboneSpec.auxiliary`): the model module never imports the training code.
 """
 from __future__ import annotations
+
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 
 from dr4sr.errors import ConfigError
 from dr4sr.models.base import Backbone
+from dr4sr.train.augment import cl4srec_auxiliary
 
 LOSSES = ("bce", "ce")
+# name -> factory(model config, TrainingInput) -> callable(model, batch, hidden, generator) -> loss
+AUXILIARY_LOSSES: dict[str, Callable[[Any, Any], Callable]] = {"cl4srec": cl4srec_auxiliary}
+
+
+def auxiliary_loss(name: str | None, model_cfg: Any, inp: Any) -> Callable | None:
+    """The auxiliary objective a backbone names (None for none), built for this run."""
+    if name is None:
+        return None
+    try:
+        factory = AUXILIARY_LOSSES[name]
+    except KeyError:
+        raise ConfigError(f"unknown auxiliary loss {name!r}; registered: {sorted(AUXILIARY_LOSSES)}") from None
+    return factory(model_cfg, inp)
 
 
 def _reduce(per_pos: torch.Tensor, mask: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
@@ -48,7 +67,7 @@ def next_item_loss(model: Backbone, hidden: torch.Tensor, targets: torch.Tensor,
 
 def hidden_for_targets(model: Backbone, inputs: torch.Tensor, lengths: torch.Tensor,
                        targets: torch.Tensor, net: torch.nn.Module | None = None) -> torch.Tensor:
-    """Hidden states aligned with `targets`: all positions (seq2seq) or the last one ("last" mode).
+    """Hidden states aligned with `targets`: all positions (seq2seq, Cloze) or the last one ("last" mode).
 
     `net` is the module to run forward through (a DDP wrapper of `model`, so gradients synchronise).
     """

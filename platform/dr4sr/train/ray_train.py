@@ -14,11 +14,17 @@ import torch.distributed as dist
 from ray.train.v2.api.callback import UserCallback  # this module is imported only when Ray is used
 
 from dr4sr.train.loop import LoopContext
-from dr4sr.train.worker import (CHECKPOINT_NAME, TrainingInput, json_default, load_checkpoint, run_worker,
-                                save_checkpoint)
-
+from dr4sr.train.worker import (
+    CHECKPOINT_NAME,
+    TrainingInput,
+    json_default,
+    load_checkpoint,
+    run_worker,
+    save_checkpoint,
+)
 
 MAX_FAILURES = 3  # worker-group restarts per training run before it fails
+FILES_DIR = "files"  # an extension's output files, in the final checkpoint
 
 
 class RayTrainContext(LoopContext):
@@ -171,13 +177,34 @@ def _loop_per_worker(config: dict) -> None:
             if out.get("ranks") is not None:
                 np.save(os.path.join(tmp, "ranks.npy"), out["ranks"])
             torch.save(out["model_state"], os.path.join(tmp, "model.pt"))
-            if out.get("personalizer") is not None:
-                np.savez(os.path.join(tmp, "personalizer_weights.npz"), **out["personalizer"]["weights"])
-                torch.save(out["personalizer"]["state"], os.path.join(tmp, "personalizer.pt"))
+            save_files(Path(tmp, FILES_DIR), out.get("files"))
             Path(tmp, "metrics.json").write_text(json.dumps(out["metrics"], default=json_default))
             _report_final(ctx.rank, tmp)
     else:
         _report_final(ctx.rank, None)
+
+
+def save_files(directory: Path, files: dict | None) -> None:
+    """An extension's output files (dr4sr.train.extensions), as they travel in the final checkpoint."""
+    for name, obj in (files or {}).items():
+        if obj is None:
+            continue
+        directory.mkdir(exist_ok=True)
+        if name.endswith(".parquet"):  # a dict of columns
+            np.savez(directory / f"{name}.npz", **obj)
+        else:  # a state dict
+            torch.save(obj, directory / name)
+
+
+def load_files(directory: Path) -> dict:
+    files = {}
+    for path in sorted(directory.iterdir()):
+        if path.name.endswith(".parquet.npz"):
+            with np.load(path) as z:
+                files[path.name[:-len(".npz")]] = {k: z[k] for k in z.files}
+        else:
+            files[path.name] = torch.load(path, map_location="cpu", weights_only=True)
+    return files
 
 
 def _report_final(rank: int, directory: str | None) -> None:
@@ -192,7 +219,7 @@ def _report_final(rank: int, directory: str | None) -> None:
 def run_on_ray_train(fit_fn, inp, workers: int, use_gpu: bool, storage_path: str, name: str,
                      resume_state: dict | None = None, cpus_per_worker: float = 1.0,
                      max_failures: int = MAX_FAILURES, on_epoch=None) -> dict:
-    """Run `fit_fn(inp, ctx)` on `workers` DDP workers; returns {model_state, metrics[, ranks]}.
+    """Run `fit_fn(inp, ctx)` on `workers` DDP workers; returns {model_state, metrics[, ranks][, files]}.
 
     A worker that dies (a killed process, a lost spot node) makes Ray restart the whole worker group, up
     to `max_failures` times; every worker then resumes from the last checkpoint rank 0 reported."""
@@ -221,10 +248,8 @@ def run_on_ray_train(fit_fn, inp, workers: int, use_gpu: bool, storage_path: str
                "metrics": json.loads(Path(d, "metrics.json").read_text())}
         if Path(d, "ranks.npy").exists():
             out["ranks"] = np.load(Path(d) / "ranks.npy")
-        if Path(d, "personalizer.pt").exists():
-            with np.load(Path(d) / "personalizer_weights.npz") as z:
-                out["personalizer"] = {"weights": {k: z[k] for k in z.files},
-                                       "state": torch.load(Path(d) / "personalizer.pt", weights_only=True)}
+        if Path(d, FILES_DIR).is_dir():
+            out["files"] = load_files(Path(d, FILES_DIR))
     return out
 
 

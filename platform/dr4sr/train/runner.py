@@ -15,17 +15,28 @@ from dr4sr.data.datasets import load_dataset
 from dr4sr.data.splits import Splits, leave_one_out
 from dr4sr.errors import DR4SRError
 from dr4sr.models.registry import get_backbone
+from dr4sr.presets import TARGET_SECTIONS, load_preset
+from dr4sr.smoke import SMOKE_TRAIN
 from dr4sr.train.config import RunConfig
+from dr4sr.train.extensions import EXTENSIONS, enabled_extension
 from dr4sr.train.loop import LoopContext, resolve_device
-from dr4sr.train.worker import (CHECKPOINT_NAME, CheckpointError, TrainingInput, check_resume_state, load_checkpoint,
-                                run_identity, run_worker, save_checkpoint, write_outputs)
-
-SMOKE_OVERRIDES = {"train": {"max_epochs": 2, "patience": 2}}
+from dr4sr.train.worker import (
+    CHECKPOINT_NAME,
+    CheckpointError,
+    TrainingInput,
+    check_resume_state,
+    load_checkpoint,
+    run_identity,
+    run_worker,
+    save_checkpoint,
+    write_outputs,
+)
 
 
 def build_run_config(backbone: str, dataset: str | None = None, overrides: dict | None = None,
-                     data_dir: str | None = None, smoke_test: bool = False) -> RunConfig:
-    """Backbone YAML defaults <- CLI dataset/data-dir <- smoke-test limits <- --set overrides.
+                     data_dir: str | None = None, smoke_test: bool = False, preset: str | None = None) -> RunConfig:
+    """Backbone YAML defaults <- CLI dataset/data-dir <- preset <- smoke-test limits <- --set overrides
+    (the order of dr4sr.regen.config.build_regen_config).
 
     An explicit `--set train.max_epochs=5` wins over --smoke-test's 2 epochs (the smoke label says 5)."""
     spec = get_backbone(backbone)
@@ -35,9 +46,9 @@ def build_run_config(backbone: str, dataset: str | None = None, overrides: dict 
         cli["data"]["dataset"] = dataset
     if data_dir is not None:
         cli["data"]["data_dir"] = data_dir
-    merged = deep_merge(base, cli)
+    merged = deep_merge(deep_merge(base, cli), load_preset(preset, TARGET_SECTIONS))
     if smoke_test:
-        merged = deep_merge(merged, SMOKE_OVERRIDES)
+        merged = deep_merge(merged, SMOKE_TRAIN)
     merged = deep_merge(merged, overrides or {})
     cfg = from_dict(RunConfig, merged)
     from_dict(spec.config_cls, cfg.model, "model.")  # validate model keys now, not inside a worker
@@ -68,6 +79,7 @@ def train_stage(cfg: RunConfig, out_dir: str | Path, splits: Splits | None = Non
                 on_epoch=None) -> dict:
     """Train `cfg.backbone` on `sequences` (default: the original training sequences) and test it.
     `on_epoch(record)` gets every epoch's record (epoch, loss, valid_*), on the driver."""
+    extension = enabled_extension(cfg)  # e.g. DR4SR+; an enabled one whose room is not loaded stops here
     splits = splits or prepare_splits(cfg)  # bad data stops before anything is written
     out = check_writable(out_dir)
     sequences = splits.train if sequences is None else sequences
@@ -78,7 +90,8 @@ def train_stage(cfg: RunConfig, out_dir: str | Path, splits: Splits | None = Non
         resume_state = check_resume_state(load_checkpoint(path), path, run_identity(cfg, splits.num_items))
     elif resume:
         log(f"no checkpoint in {ckpt_dir}; starting from scratch")
-    inp = TrainingInput(cfg, splits, sequences, row_weights, store_root, str(ckpt_dir.resolve()), row_sources)
+    inp = TrainingInput(cfg, splits, sequences, row_weights, store_root, str(ckpt_dir.resolve()), row_sources,
+                        extension)
     started = time.time()
     if gpus and not torch.cuda.is_available():
         raise DR4SRError("--gpus: no CUDA device is visible to this process")
@@ -101,8 +114,7 @@ def train_stage(cfg: RunConfig, out_dir: str | Path, splits: Splits | None = Non
     metrics["workers"] = workers
     if extra_metrics:
         metrics.update(extra_metrics)
-    write_outputs(out, metrics, result["ranks"], splits.users, result["model_state"],
-                  result.get("personalizer"))
+    write_outputs(out, metrics, result["ranks"], splits.users, result["model_state"], result.get("files"))
     return metrics
 
 
@@ -111,7 +123,7 @@ def train_key(cfg: RunConfig) -> dict:
     key = {k: v for k, v in to_dict(cfg).items() if k != "data"}
     if not cfg.personalizer.enabled:  # a disabled personalizer changes nothing: keep the ids of older runs
         key.pop("personalizer")
-    elif cfg.personalizer.mode != "constant":  # added in stop 18: ids of earlier DR4SR+ runs stay the same
+    elif cfg.personalizer.mode != "constant":  # constant_weight came later: earlier DR4SR+ ids stay the same
         key["personalizer"].pop("constant_weight")
     return key
 
@@ -136,13 +148,13 @@ def cached_train(store: ArtifactStore, cfg: RunConfig, splits: Splits, sequences
         try:
             metrics = train_stage(cfg, w.dir, splits, sequences, workers=workers, gpus=gpus,
                                   resume=(w.dir / "checkpoints" / CHECKPOINT_NAME).exists(),
-                                  store_root=str(store.root), log=log, row_sources=row_sources,
+                                  store_root=store.uri, log=log, row_sources=row_sources,
                                   on_epoch=on_epoch)
         except CheckpointError as exc:
             log(f"discarding the unreadable checkpoint of a killed run ({exc}); training from scratch")
             shutil.rmtree(w.dir / "checkpoints", ignore_errors=True)
             metrics = train_stage(cfg, w.dir, splits, sequences, workers=workers, gpus=gpus,
-                                  store_root=str(store.root), log=log, row_sources=row_sources,
+                                  store_root=store.uri, log=log, row_sources=row_sources,
                                   on_epoch=on_epoch)
         for scratch in ("checkpoints", "ray"):  # the artifact keeps only the best weights
             shutil.rmtree(w.dir / scratch, ignore_errors=True)
@@ -163,11 +175,11 @@ def format_metrics(metrics: dict) -> str:
     for split in ("valid", "test"):
         rows.append(f"{split:6}" + " ".join(f"{metrics[split].get(k, float('nan')):10.4f}" for k in keys))
     rows.append(f"best epoch {metrics['best_epoch']} of {metrics['epochs']}, "
-                f"{metrics['seconds_per_epoch']:.2f} s/epoch train, {metrics['eval_seconds_per_epoch']:.2f} s/epoch eval"
+                f"{metrics['seconds_per_epoch']:.2f} s/epoch train, "
+                f"{metrics['eval_seconds_per_epoch']:.2f} s/epoch eval"
                 + (f", peak RSS {metrics['peak_rss_mb']:,.0f} MB" if "peak_rss_mb" in metrics else "")
                 + (f", peak GPU {metrics['peak_gpu_mb']:,.0f} MB" if "peak_gpu_mb" in metrics else ""))
-    if "personalizer" in metrics:
-        p = metrics["personalizer"]
-        rows.append(f"personalizer ({p['mode']}): {p['upper_steps']} upper steps in {p['upper_seconds']:.1f} s, "
-                    f"weights {p.get('weight_mean', float('nan')):.3f} ± {p.get('weight_std', float('nan')):.3f}")
+    for section, ext in EXTENSIONS.items():
+        if section in metrics and ext.describe is not None:
+            rows.append(ext.describe(metrics[section]))
     return "\n".join(rows)

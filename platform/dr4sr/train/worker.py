@@ -18,9 +18,12 @@ from dr4sr.data.batching import TrainBatcher
 from dr4sr.data.splits import Splits
 from dr4sr.errors import DR4SRError
 from dr4sr.models.base import BuildContext
-from dr4sr.models.registry import get_backbone
+from dr4sr.models.registry import build_backbone, get_backbone
 from dr4sr.train.config import RunConfig
+from dr4sr.train.extensions import Extension
+from dr4sr.train.graph import cached_item_graph
 from dr4sr.train.loop import LoopContext, fit, test_ranks
+from dr4sr.train.losses import auxiliary_loss
 
 CHECKPOINT_NAME = "last.pt"
 
@@ -39,6 +42,7 @@ class TrainingInput:
     store_root: str | None = None
     checkpoint_dir: str | None = None  # where rank 0 keeps `last.pt` for --resume
     row_sources: Sequence[str] | None = None  # 'original' / 'mined' / 'generated' per row (DR4SR+ fixed rows)
+    extension: Extension | None = None  # what the run config switches on (dr4sr.train.extensions), e.g. DR4SR+
 
 
 def save_checkpoint(directory: str | Path, state: dict) -> Path:
@@ -109,21 +113,19 @@ def run_worker(inp: TrainingInput, ctx: LoopContext) -> dict:
     torch.manual_seed(cfg.train.seed)
     np.random.seed(cfg.train.seed)
     build = BuildContext(num_items=inp.splits.num_items, max_len=inp.splits.max_len,
-                         original_train=inp.splits.train, store_root=inp.store_root,
-                         dataset_fingerprint=inp.splits.fingerprint, training_rows=inp.sequences)
-    model = spec.model_cls(model_cfg, build)
-    sequences, row_weights, row_fixed, personal = inp.sequences, inp.row_weights, None, None
-    if cfg.personalizer.enabled:
-        from dr4sr.personalizer.setup import PersonalizerSetup  # DR4SR+: a room beside train/, plugged in here
-
-        personal = PersonalizerSetup(cfg.personalizer, inp.sequences, inp.row_weights, inp.row_sources,
-                                     model.training_mode, inp.splits.max_len, cfg.train.batch_size,
-                                     cfg.train.seed, ctx.rank, ctx.world_size)
-        sequences, row_weights, row_fixed = personal.train_rows
+                         original_train=inp.splits.train, training_rows=inp.sequences)
+    if spec.item_graph is not None:  # built once per dataset, from the store when one holds it
+        build.item_graph = cached_item_graph(spec.item_graph(model_cfg), inp.splits.num_items, inp.splits.train,
+                                             inp.sequences, inp.store_root, inp.splits.fingerprint)
+    model = build_backbone(cfg.backbone, model_cfg, build)
+    ext = inp.extension.setup(cfg, inp, model.training_mode, ctx) if inp.extension is not None else None
+    sequences, row_weights, row_fixed = inp.sequences, inp.row_weights, None
+    if ext is not None:
+        sequences, row_weights, row_fixed = ext.train_rows(sequences, row_weights)
     batcher = TrainBatcher(sequences, cfg.train.batch_size, model.training_mode, inp.splits.max_len,
                            row_weights, cfg.train.seed, ctx.rank, ctx.world_size, row_fixed)
-    aux = spec.auxiliary(model_cfg, inp) if spec.auxiliary is not None else None
-    hook = personal.make_hook(cfg.train.loss, aux) if personal is not None else None
+    aux = auxiliary_loss(spec.auxiliary, model_cfg, inp)
+    hook = ext.hook(cfg.train.loss, aux) if ext is not None else None
     result = fit(model, batcher, inp.splits, cfg.train, ctx, aux, hook=hook)
     test, ranks = test_ranks(model, inp.splits, ctx, cfg.train.eval_batch_size)
     valid = {k[len("valid_"):]: v for k, v in result.best_valid.items() if k.startswith("valid_")}
@@ -135,17 +137,15 @@ def run_worker(inp: TrainingInput, ctx: LoopContext) -> dict:
         **peak_memory_mb(ctx.device), "history": result.history,
     }
     out = {"metrics": metrics, "ranks": ranks, "model_state": {k: v.cpu() for k, v in model.state_dict().items()}}
-    if personal is not None:
-        table = personal.score_rows(model, ctx.device) if ctx.rank == 0 else None  # the best epoch's weights
-        metrics["personalizer"] = personal.summary(table)
-        out["personalizer"] = {"weights": table, "state": {k: v.cpu() for k, v in hook.scorer.state_dict().items()}}
+    if ext is not None:
+        metrics[inp.extension.section], out["files"] = ext.results(model, ctx)
     return out
 
 
 def write_outputs(out_dir: str | Path, metrics: dict, ranks: np.ndarray, users: np.ndarray,
-                  model_state: dict | None = None, personalizer: dict | None = None) -> None:
-    """metrics.json + user_metrics.parquet (+ model.pt; DR4SR+: personalizer_weights.parquet and
-    personalizer.pt, g_phi's best weights), each written atomically."""
+                  model_state: dict | None = None, files: dict | None = None) -> None:
+    """metrics.json + user_metrics.parquet (+ model.pt, + an extension's files: DR4SR+'s
+    personalizer_weights.parquet and personalizer.pt), each written atomically."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -155,10 +155,15 @@ def write_outputs(out_dir: str | Path, metrics: dict, ranks: np.ndarray, users: 
     _atomic(out / "user_metrics.parquet", lambda p: pq.write_table(table, p))
     if model_state is not None:
         _atomic(out / "model.pt", lambda p: _torch_save(model_state, p))
-    if personalizer is not None:
-        weights = pa.table(personalizer["weights"])
-        _atomic(out / "personalizer_weights.parquet", lambda p: pq.write_table(weights, p))
-        _atomic(out / "personalizer.pt", lambda p: _torch_save(personalizer["state"], p))
+    for name, obj in (files or {}).items():
+        if obj is None:
+            continue
+        if name.endswith(".parquet"):
+            _atomic(out / name, lambda p, obj=obj: pq.write_table(pa.table(obj), p))
+        elif name.endswith(".pt"):
+            _atomic(out / name, lambda p, obj=obj: _torch_save(obj, p))
+        else:
+            raise ValueError(f"extension output {name!r}: expected a .parquet or .pt file name")
     _atomic(out / "metrics.json", lambda p: Path(p).write_text(json.dumps(metrics, indent=2, default=json_default)))
 
 

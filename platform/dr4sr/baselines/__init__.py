@@ -1,0 +1,15 @@
+"""Reference recommenders outside the DR4SR pipeline (rows of the paper's Table 3 that are not a backbone),
+evaluated with the same splits and full-ranking protocol as the backbones."""
+
+
+def baseline_runner(name: str):
+    """The run function of a named baseline: (dataset, out_dir, seed, overrides, data_dir, smoke_test, log) ->
+    metrics.json's dict. Names: BASELINES."""
+    if name == "infae":
+        from dr4sr.baselines.run import run_infae
+
+        return run_infae
+    raise KeyError(name)
+
+
+BASELINES = ("infae",)  # deterministic fits: the grid runs them at its first seed only

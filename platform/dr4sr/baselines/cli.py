@@ -1,0 +1,37 @@
+"""`dr4sr baseline`: non-sequential reference recommenders of Table 3, on the backbones' splits and protocol.
+
+    dr4sr baseline infae --dataset beauty --out runs/infae [--set infae.lambdas=[5,20]] [--smoke-test]
+"""
+from __future__ import annotations
+
+
+def cmd_infae(args) -> int:
+    from dr4sr.baselines.run import format_infae, run_infae
+    from dr4sr.config import parse_overrides
+    from dr4sr.paths import smoke_out
+
+    out = smoke_out(args.out, args.smoke_test)
+    metrics = run_infae(args.dataset, out, args.seed, parse_overrides(args.overrides), args.data_dir,
+                        args.smoke_test)
+    print(format_infae(metrics))
+    print(f"wrote {out}/metrics.json and {out}/user_metrics.parquet")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("baseline", help="run a non-sequential baseline of Table 3 (infae) on the same splits")
+    which = p.add_subparsers(dest="baseline", required=True)
+    q = which.add_parser("infae", help="∞-AE: kernel ridge regression with an infinite autoencoder's NTK",
+                         description="∞-AE (Sachdeva et al., NeurIPS 2022) on the leave-one-out splits of the "
+                                     "backbones: lambda chosen on validation, full-ranking test. Defaults: "
+                                     "platform/dr4sr/configs/infae.yaml.")
+    q.add_argument("--dataset", required=True, help="beauty|sports|toys|yelp, or a path (text format, CSV or Parquet)")
+    q.add_argument("--data-dir", default=None, help="folder with <name>.txt (default: $DR4SR_DATA_DIR, else download)")
+    q.add_argument("--out", required=True, help="output directory (metrics.json, user_metrics.parquet)")
+    q.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set infae.lambdas=[5,20] (repeatable)")
+    q.add_argument("--seed", type=int, default=None, help="seed of the user sample (infae.max_users); the fit is "
+                                                          "deterministic")
+    q.add_argument("--smoke-test", action="store_true",
+                   help="a 1,000-user sample, output to OUT-smoke: checks the whole path in seconds")
+    q.set_defaults(func=cmd_infae, resume_hint="rerun the same command (a run takes minutes and keeps no state)")
