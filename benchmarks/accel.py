@@ -1,4 +1,4 @@
-"""The GPU options the epoch and pre-training benchmarks share (issue 15, target 7): --device, --precision, --compile.
+"""The GPU options the epoch and pre-training benchmarks share: --device, --precision, --compile.
 
 Imported as a sibling script (this folder is sys.path[0] when a benchmark runs).
 """

@@ -1,4 +1,4 @@
-"""Which ingredient of the paper-era DR4SR recipe carries the gain (issue 11), SASRec on Beauty.
+"""Which ingredient of the paper-era DR4SR recipe carries the gain, SASRec on Beauty.
 
     python benchmarks/dr4sr_recipe.py --run mem0 paperera-g0 --seeds 0 1   # train what is missing
     python benchmarks/dr4sr_recipe.py --report                                # table of what is finished

@@ -1,5 +1,5 @@
 """Seconds per training epoch and per validation pass of a backbone on a benchmark dataset, and where
-an epoch's time goes (issue 15, target 1).
+an epoch's time goes.
 
     OMP_NUM_THREADS=2 python benchmarks/epoch_profile.py --dataset beauty --backbone sasrec --epochs 3
     python benchmarks/epoch_profile.py --backbone sasrec --profile 20     # top ops of one epoch

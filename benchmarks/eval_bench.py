@@ -1,7 +1,7 @@
 """Full-ranking evaluation throughput: every Beauty user's test target ranked against all items.
 
 Usage: python benchmarks/eval_bench.py [--dataset beauty] [--repeats 3]
-Target (issue 2): <= 3 s for 22,363 users x 12,101 items on a 2-core CPU.
+Target: <= 3 s for 22,363 users x 12,101 items on a 2-core CPU.
 """
 from __future__ import annotations
 

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Issue 15, target 7: the SASRec, FMLP and pre-training epoch benchmarks on a GPU, each eager fp32 (the
+# The SASRec, FMLP and pre-training epoch benchmarks on a GPU, each eager fp32 (the
 # reference), bf16 autocast, torch.compile, and both. Keep an option only where it is faster and its
 # losses / N@20 stay within the seed-to-seed noise of the fp32 run (same seed, same batches).
 #   DR4SR_DATA_DIR=... [PY=python] [DEVICE=cuda] [EPOCHS=3] bash benchmarks/gpu_bench.sh [LOG]
 # PY must be a Python whose torch sees the GPU (the CPU .venv does not: see the README's GPU install).
 # Every run's full output goes to LOG (default benchmarks/results/gpu_bench.log); the summary lines are
 # printed. DEVICE=cpu runs the same matrix on the CPU (a check of the script, not a GPU figure).
-# Needs only torch, numpy, pyyaml, pyarrow, pandas (no Ray). On a lent device machine whose python3 has a
+# Needs only torch, numpy, pyyaml, pyarrow, pandas (no Ray). On a GPU machine whose python3 has a
 # CUDA torch: copy Beauty into an ignored folder of the checkout, carry it, and run
 #   DR4SR_DATA_DIR=.gpudata PY=python3 bash benchmarks/gpu_bench.sh $OUT/gpu_bench.log
 set -uo pipefail

@@ -1,4 +1,4 @@
-"""Seconds per regenerator pre-training epoch on a benchmark dataset, and where the time goes (issue 15, target 4).
+"""Seconds per regenerator pre-training epoch on a benchmark dataset, and where the time goes.
 
     OMP_NUM_THREADS=2 python benchmarks/pretrain_profile.py --dataset beauty --epochs 2
     python benchmarks/pretrain_profile.py --epochs 1 --profile 25          # top ops of one epoch

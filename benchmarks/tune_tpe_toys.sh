@@ -5,7 +5,7 @@
 # Budgets: target SASRec <= 50 epochs (patience 10), pre-training 8 epochs, SASRec init <= 100 epochs
 # (patience 10); the backbone run uses the same target budget. The SASRec init (on the original rows,
 # init.data) is shared by all trials; each (alpha, beta) is its own mining and pre-training. From the K
-# sweep's Toys trials (stop 21, 1 thread, two jobs on 2 cores): init ~8 min once, pre-training 3-6 min
+# sweep's Toys trials (December 2026, 1 thread, two jobs on 2 cores): init ~8 min once, pre-training 3-6 min
 # (175-353 s) and a 50-epoch target 6-8 min per trial, so ~2.5 h serially (less where ASHA stops trials);
 # on an idle 2-core machine --max-concurrent 2 roughly halves it (estimated, not measured).
 # Kill it and rerun with --resume: finished trials are kept.

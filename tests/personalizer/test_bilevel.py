@@ -51,7 +51,7 @@ def test_constant_mode_keeps_earlier_dr4sr_plus_ids_and_has_its_own():
         ["personalizer.enabled=true", *extra]))), inputs)
         for extra in [(), ("personalizer.constant_weight=0.3",), ("personalizer.mode=constant",),
                       ("personalizer.mode=constant", "personalizer.constant_weight=0.3")]}
-    assert ids[()] == "48901136b9386ce4"  # the id before constant_weight existed (stop 17)
+    assert ids[()] == "48901136b9386ce4"  # the id before constant_weight existed (runs made before it keep their ids)
     assert ids[("personalizer.constant_weight=0.3",)] == ids[()]  # unused outside mode=constant
     assert len(set(ids.values())) == 3
 

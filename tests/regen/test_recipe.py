@@ -1,4 +1,4 @@
-"""The paper-era recipe's ingredients (issue 11): each an explicit option with a visible effect."""
+"""The paper-era recipe's ingredients: each an explicit option with a visible effect."""
 import dataclasses
 
 import numpy as np

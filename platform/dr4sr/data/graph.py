@@ -5,7 +5,7 @@ to the model's constructor.
 In every sequence, item s[i] is linked to s[i+1], ..., s[i+window] with one weight per distance (default
 1 and 1/2); edges are symmetric and repeated transitions add up. Normalisation (D = weighted degree):
 "symmetric" = D^-1/2 A D^-1/2 (LightGCN, what the paper names); "authors" = D^-1 A + A D^-1 with D the
-number of neighbours, optionally with self-loops (the authors' code, see REFERENCE_NOTES).
+number of neighbours, optionally with self-loops (the authors' code, see docs/RECIPE_FACTS.md).
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 The graph (dr4sr.data.graph) comes in through `BuildContext.item_graph`: the model never builds or caches
 it. By default it links items of the original training sequences (`graph_source: original`; `training`
 uses the rows the model trains on, e.g. a regenerated dataset) with weights `graph_weights` per distance,
-normalised "symmetric" (LightGCN, what the paper names). The authors' code differs (see REFERENCE_NOTES):
+normalised "symmetric" (LightGCN, what the paper names). The authors' code differs (see docs/RECIPE_FACTS.md):
 `graph_norm: authors` + `graph_self_loops: true` + `graph_layers: 2` reproduces it.
 
 Item table = mean of layer outputs E_0..E_K (E_0 = the item embedding). It is used both as the

@@ -2,7 +2,7 @@
 per `compose` config and labelled per row with their source.
 
 The labels feed metrics ("rows by source") and DR4SR+ (mined rows keep weight 1). Two choices the
-authors' numbers depended on (REFERENCE_NOTES, "What produced the paper's DR4SR numbers") are explicit:
+authors' numbers depended on (docs/RECIPE_FACTS.md, "What produced the paper's DR4SR numbers") are explicit:
 - `compose.mined`: "paired" = the patterns drawn into pre-training pairs (each once), or "all" = every
   mined pattern once (the authors' training file: all 40,664 on Beauty instead of ~23.5k paired);
 - `compose.dedupe`: "across" = each distinct sequence once over all sources (a row present in several

@@ -60,7 +60,7 @@ def keep_freed_memory() -> bool:
     """Let glibc keep freed blocks of up to 32 MB for reuse instead of unmapping them: each decode batch
     allocates tens of MB of keys/values, and fresh pages cost a page fault each (~13 us on these VMs),
     which 2 decode threads then contend for (+10% regeneration throughput at 2 batch threads,
-    benchmarks/results/speed.txt, stop 25). Peak memory is unchanged; the process keeps it mapped.
+    benchmarks/results/speed.txt, December 2026). Peak memory is unchanged; the process keeps it mapped.
     Does nothing off glibc. Returns whether it applied."""
     try:
         libc = ctypes.CDLL("libc.so.6")
