@@ -44,11 +44,12 @@ def plot_datasets(rows: list[dict], out_dir: Path, name: str = "table3", title: 
         ax.set_ylabel(f"test {metric.upper().replace('NDCG', 'NDCG')}")
         seeds = max(by[k]["seeds"] for k in by if k[0] == dataset)
         ax.set_title((f"{title}\n" if title else "") + f"{dataset}: ours (solid, mean ± std over {seeds} seed(s); "
-                     f"{ONE_SEED} one seed) beside the paper's (hatched)",
+                     f"{ONE_SEED} one seed)\nbeside the paper's (hatched)",
                      fontsize=9)
         handles, labels = ax.get_legend_handles_labels()
         by_label = dict(zip(labels, handles))
-        ax.legend(by_label.values(), by_label.keys(), fontsize=8, loc="upper left")
+        ax.legend(by_label.values(), by_label.keys(), fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1),
+                  ncol=3, frameon=False)
         fig.tight_layout()
         path = Path(out_dir) / f"{name}_{dataset}.png"
         tmp = path.with_name(f".{path.stem}.tmp.png")
