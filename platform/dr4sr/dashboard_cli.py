@@ -55,10 +55,18 @@ def cmd_dashboard(args) -> int:
     if not port_free(args.port):
         raise ConfigError(f"port {args.port} on {HOST} is in use; pass --port N")
     print(f"optuna-dashboard for {url}: http://{HOST}:{args.port}/dashboard (Ctrl-C stops it)", flush=True)
+    import signal
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt  # bottle's server stops cleanly on it; other SIGTERM handlers did not fire here
+
+    previous = signal.signal(signal.SIGTERM, stop)
     try:
         optuna_dashboard.run_server(open_storage(url), host=HOST, port=args.port)
     except KeyboardInterrupt:
         pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
 
 
