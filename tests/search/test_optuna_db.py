@@ -186,7 +186,7 @@ def test_dashboard_lists_the_study_and_its_trials(grid_study):
         assert all(any(a["key"] == TUNE_ID for a in t["user_attrs"]) for t in detail["trials"])
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+        assert proc.wait(timeout=30) == -signal.SIGTERM  # the server ends on SIGTERM
 
 
 @pytest.mark.slow  # a TPE study of 3 tiny trials
