@@ -26,6 +26,7 @@ DATASETS = ("beauty", "sports", "toys", "yelp")
 REGENERATING = ("dr4sr", "dr4sr+", "dr4sr-no-diversity", "constant")
 SMOKE_USERS, SMOKE_ITEMS = 300, 300
 TUNED = "tuned"
+RUN_RETRIES = 2  # per run, after its worker process or node died
 
 
 def default_backbones() -> list[str]:
@@ -187,7 +188,10 @@ def execute(opts: GridOptions, runs: list[GridRun], fields_of, on_done, label: s
     todo = [r for r in runs if not finished(r.dir(opts.out))]
     print(f"[{label}] {len(runs) - len(todo)} of {len(runs)} runs already finished (kept); {len(todo)} to run",
           flush=True)
-    task = ray.remote(_run_one).options(num_cpus=opts.cpus_per_run, num_gpus=opts.gpus_per_run, max_retries=0)
+    # a worker or node lost mid-run (a system failure, never an error of the run itself) retries the run,
+    # which resumes from its checkpoint in the store; a run that raised fails at once and is listed
+    task = ray.remote(_run_one).options(num_cpus=opts.cpus_per_run, num_gpus=opts.gpus_per_run,
+                                        max_retries=RUN_RETRIES, retry_exceptions=False)
     first = leads(todo)
     limit = slots(opts)
     status = StatusFile(opts.out, label, runs, limit)
