@@ -8,24 +8,21 @@ import argparse
 BACKBONE_NAMES = ("sasrec", "gru4rec", "fmlp", "gcegnn", "cl4srec", "bert4rec")
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1 (1 runs in this process), got {value}")
-    return value
+def at_least(cast, low, kind: str, note: str = ""):
+    """An argparse type: `cast(text)` >= `low`, else one line saying what was expected."""
+    def parse(text: str):
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind} >= {low}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}{note}, got {value:g}")
+        return value
+    return parse
 
 
-def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value:g}")
-    return value
+positive_int = at_least(int, 1, "an integer", " (1 runs in this process)")
+non_negative_float = at_least(float, 0, "a number")
 
 
 def backbone_arg(p: argparse.ArgumentParser) -> None:

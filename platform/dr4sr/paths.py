@@ -9,6 +9,27 @@ from dr4sr.errors import DR4SRError
 SMOKE_SUFFIX = "-smoke"
 
 
+def atomic_write(final: str | Path, write) -> Path:
+    """`write(tmp_path)` into a temp file beside `final`, then one rename: readers see the old file or the
+    whole new one, never half of it (a crash leaves no temp file behind either)."""
+    import tempfile
+
+    final = Path(final)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", dir=final.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, final)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return final
+
+
+def atomic_write_text(final: str | Path, text: str) -> Path:
+    return atomic_write(final, lambda tmp: Path(tmp).write_text(text))
+
+
 def require_writable(path: str | Path, what: str, hint: str = "") -> Path:
     """Fail now, with one line, if `path` could not be created or written later; creates nothing.
 

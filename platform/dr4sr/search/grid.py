@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from dr4sr.errors import ConfigError
+from dr4sr.paths import atomic_write_text
 from dr4sr.pipeline import VARIANTS, RunRequest, run_variant
 from dr4sr.storage import resolve_store
 
@@ -247,9 +248,7 @@ def record_plan(out: Path, runs: list[GridRun], variants: list[str], data: dict[
             "smoke_test": opts.smoke_test, "space": opts.space or old.get("space"),
             "data": {**old.get("data", {}), **data},
             "runs": _union(old.get("runs", []), [[r.dataset, r.backbone, r.variant, r.seed] for r in runs])}
-    tmp = out / ".grid.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=2))
-    tmp.replace(out / "grid.json")
+    atomic_write_text(out / "grid.json", json.dumps(meta, indent=2))
     return meta
 
 

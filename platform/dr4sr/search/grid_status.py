@@ -14,15 +14,10 @@ import socket
 import time
 from pathlib import Path
 
+from dr4sr.paths import atomic_write, atomic_write_text
 from dr4sr.search.progress import fmt_seconds
 
 STATUS_NAME = "status.json"
-
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
 
 
 def read_json(path: Path) -> dict:
@@ -47,7 +42,7 @@ class StatusFile:
 
     def _flush(self) -> None:
         self.data["updated"] = time.time()
-        _write_json(self.path, self.data)
+        atomic_write_text(self.path, json.dumps(self.data, indent=2))
 
     def started(self, run) -> None:
         self.data["runs"][run.label] = {"state": "running", "started": time.time()}
@@ -158,9 +153,7 @@ def export_records(out: Path, runs: list, dest: Path) -> list:
         target = r.dir(dest)
         target.mkdir(parents=True, exist_ok=True)
         for name in RECORD_FILES:
-            tmp = target / f".{name}.tmp"
-            shutil.copyfile(r.dir(out) / name, tmp)
-            os.replace(tmp, target / name)
+            atomic_write(target / name, lambda tmp, src=r.dir(out) / name: shutil.copyfile(src, tmp))
         copied.append(r)
     for name in ("grid.json", STATUS_NAME):
         if (out / name).is_file():

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dr4sr.paths import atomic_write
 from dr4sr.search.table3_format import ONE_SEED, VARIANT_NAMES, layout, row_name
 
 
@@ -51,10 +52,7 @@ def plot_datasets(rows: list[dict], out_dir: Path, name: str = "table3", title: 
         ax.legend(by_label.values(), by_label.keys(), fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1),
                   ncol=3, frameon=False)
         fig.tight_layout()
-        path = Path(out_dir) / f"{name}_{dataset}.png"
-        tmp = path.with_name(f".{path.stem}.tmp.png")
-        fig.savefig(tmp, dpi=120)
+        paths.append(atomic_write(Path(out_dir) / f"{name}_{dataset}.png",
+                                  lambda tmp: fig.savefig(tmp, dpi=120, format="png")))
         plt.close(fig)
-        tmp.replace(path)
-        paths.append(path)
     return paths

@@ -9,11 +9,11 @@ in as runs finish. `table3_format` renders them in the paper's layout; `write_ta
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
 import numpy as np
 
+from dr4sr.paths import atomic_write, atomic_write_text
 from dr4sr.report import METRICS, load_run
 from dr4sr.search.paper import paper_value
 
@@ -125,12 +125,6 @@ def csv_fields() -> list[str]:
     return ["dataset", "backbone", "variant", "seeds", "seed_list", "paired_seeds"] + per_metric
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_table3(rows: list[dict], out_dir: str | Path, name: str = "table3", title: str | None = None,
                  figures: bool = False, duels: list[dict] | None = None) -> list[Path]:
     """`<name>.md`, `.tex`, `.csv` in `out_dir` (each written atomically: readers never see half a table);
@@ -140,18 +134,16 @@ def write_table3(rows: list[dict], out_dir: str | Path, name: str = "table3", ti
     out_dir = Path(out_dir)
     paths = []
     for ext, text in (("md", to_markdown(rows, title, duels)), ("tex", to_latex(rows, title))):
-        paths.append(out_dir / f"{name}.{ext}")
-        _atomic_write(paths[-1], text)
-    path = out_dir / f"{name}.csv"
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as f:
-        if title:
-            f.write(f"# {title}\n")
-        w = csv.DictWriter(f, fieldnames=csv_fields(), extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)
-    paths.append(path)
+        paths.append(atomic_write_text(out_dir / f"{name}.{ext}", text))
+    def write_csv(tmp) -> None:
+        with open(tmp, "w", newline="") as f:
+            if title:
+                f.write(f"# {title}\n")
+            w = csv.DictWriter(f, fieldnames=csv_fields(), extrasaction="ignore")
+            w.writeheader()
+            w.writerows(rows)
+
+    paths.append(atomic_write(out_dir / f"{name}.csv", write_csv))
     if figures:
         from dr4sr.search.table3_plot import plot_datasets
 

@@ -19,6 +19,7 @@ from dr4sr.data.splits import Splits
 from dr4sr.errors import DR4SRError
 from dr4sr.models.base import BuildContext
 from dr4sr.models.registry import build_backbone, get_backbone
+from dr4sr.paths import atomic_write, atomic_write_text
 from dr4sr.train.config import RunConfig
 from dr4sr.train.extensions import Extension
 from dr4sr.train.graph import cached_item_graph
@@ -152,35 +153,24 @@ def write_outputs(out_dir: str | Path, metrics: dict, ranks: np.ndarray, users: 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     table = pa.table({"user": np.asarray(users, dtype=np.int64), "rank": np.asarray(ranks, dtype=np.int64)})
-    _atomic(out / "user_metrics.parquet", lambda p: pq.write_table(table, p))
+    atomic_write(out / "user_metrics.parquet", lambda p: pq.write_table(table, p))
     if model_state is not None:
-        _atomic(out / "model.pt", lambda p: _torch_save(model_state, p))
+        atomic_write(out / "model.pt", lambda p: _torch_save(model_state, p))
     for name, obj in (files or {}).items():
         if obj is None:
             continue
         if name.endswith(".parquet"):
-            _atomic(out / name, lambda p, obj=obj: pq.write_table(pa.table(obj), p))
+            atomic_write(out / name, lambda p, obj=obj: pq.write_table(pa.table(obj), p))
         elif name.endswith(".pt"):
-            _atomic(out / name, lambda p, obj=obj: _torch_save(obj, p))
+            atomic_write(out / name, lambda p, obj=obj: _torch_save(obj, p))
         else:
             raise ValueError(f"extension output {name!r}: expected a .parquet or .pt file name")
-    _atomic(out / "metrics.json", lambda p: Path(p).write_text(json.dumps(metrics, indent=2, default=json_default)))
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2, default=json_default))
 
 
 def _torch_save(obj, path) -> None:
     with open(path, "wb") as f:
         torch.save(obj, f)
-
-
-def _atomic(final: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", dir=final.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, final)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def json_default(obj):
