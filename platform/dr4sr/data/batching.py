@@ -68,11 +68,12 @@ class Batch:
     weights: torch.Tensor | None = None  # per-target weights, same shape as targets
     rows: torch.Tensor | None = None  # index of each row in the training data
     fixed: torch.Tensor | None = None  # (B,) bool: rows the DR4SR+ personalizer never re-weights
+    preset: torch.Tensor | None = None  # (B,) float: each row's weight in the personalizer's constant mode
 
     def to(self, device) -> "Batch":
         move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
         return Batch(move(self.inputs), move(self.lengths), move(self.targets), move(self.weights), move(self.rows),
-                     move(self.fixed))
+                     move(self.fixed), move(self.preset))
 
 
 def pad_sequences(seqs: Sequence[np.ndarray], side: Literal["right", "left"] = "right",
@@ -101,13 +102,15 @@ class TrainBatcher:
 
     def __init__(self, sequences: Sequence[np.ndarray], batch_size: int, mode: Mode = "seq2seq",
                  max_len: int = 50, row_weights: np.ndarray | None = None, seed: int = 0,
-                 rank: int = 0, world_size: int = 1, row_fixed: np.ndarray | None = None):
+                 rank: int = 0, world_size: int = 1, row_fixed: np.ndarray | None = None,
+                 row_preset: np.ndarray | None = None):
         if batch_size < world_size:
             raise ValueError(f"batch_size {batch_size} is smaller than the number of workers {world_size}")
         self.sequences = [np.asarray(s, dtype=np.int64)[-(max_len + 1):] for s in sequences]
         self.batch_size, self.mode, self.max_len = batch_size, mode, max_len
         self.row_weights = row_weights
         self.row_fixed = None if row_fixed is None else np.asarray(row_fixed, dtype=bool)  # per sequence
+        self.row_preset = None if row_preset is None else np.asarray(row_preset, dtype=np.float32)  # per sequence
         self.seed, self.rank, self.world_size = seed, rank, world_size
         lens = np.fromiter((len(s) for s in self.sequences), dtype=np.int64, count=len(self.sequences))
         usable = np.nonzero(lens >= 2)[0]
@@ -186,8 +189,9 @@ class TrainBatcher:
             w = self.row_weights[self.row_seq[rows]].astype(np.float32)
             weights = torch.from_numpy(np.where(targets > 0, w[:, None], 0.0).astype(np.float32))
         fixed = None if self.row_fixed is None else torch.from_numpy(self.row_fixed[self.row_seq[rows]])
+        preset = None if self.row_preset is None else torch.from_numpy(self.row_preset[self.row_seq[rows]])
         return Batch(torch.from_numpy(inputs), torch.from_numpy(lengths), torch.from_numpy(targets),
-                     weights, torch.from_numpy(np.asarray(rows, dtype=np.int64)), fixed)
+                     weights, torch.from_numpy(np.asarray(rows, dtype=np.int64)), fixed, preset)
 
     def _cloze(self, rows: np.ndarray, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         mode = self.mode

@@ -78,14 +78,18 @@ class PersonalizerHook(LoopHook):
         h = hidden.detach() if self.cfg.detach_hidden else hidden
         noise = None if self.cfg.mode == "constant" else \
             gumbel_noise(batch.rows.to(h.device), h.size(1), noise_step, self.seed).to(h.device)
-        w = self.weigh(h, noise)
+        w = self.weigh(h, noise, batch.preset)
         if batch.fixed is not None:
             w = torch.where(batch.fixed[:, None], torch.ones_like(w), w)
         return w if batch.weights is None else w * batch.weights
 
-    def weigh(self, hidden: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
-        """The weight of every position of `hidden` (B, T, d): g_phi's, or the constant of mode=constant."""
+    def weigh(self, hidden: torch.Tensor, noise: torch.Tensor | None = None,
+              preset: torch.Tensor | None = None) -> torch.Tensor:
+        """The weight of every position of `hidden` (B, T, d): g_phi's, or mode=constant's: each row's
+        `preset` (its source's weight) when given, else constant_weight."""
         if self.cfg.mode == "constant":
+            if preset is not None:
+                return preset.to(hidden.device, hidden.dtype)[:, None].expand(hidden.shape[:-1])
             return torch.full(hidden.shape[:-1], self.cfg.constant_weight, dtype=hidden.dtype, device=hidden.device)
         return self.scorer(hidden, noise)
 

@@ -31,6 +31,16 @@ def fixed_mask(sources: Sequence[str] | None, fixed_sources: Sequence[str], n_ro
     return mask if mask.any() else None
 
 
+def source_presets(cfg: PersonalizerConfig, sources: Sequence[str] | None, n_rows: int) -> np.ndarray | None:
+    """mode=constant with source_weights: every row's weight by its source; else None (one constant)."""
+    if cfg.mode != "constant" or not cfg.source_weights or sources is None:
+        return None
+    if len(sources) != n_rows:
+        raise ValueError(f"{len(sources)} row sources for {n_rows} training rows")
+    weights = {s: cfg.row_weight(s) for s in set(sources)}
+    return np.fromiter((weights[s] for s in sources), dtype=np.float32, count=n_rows)
+
+
 def holdout_split(n_rows: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(training rows, held-out dev rows), a seeded split; at least one row on each side."""
     order = np.random.default_rng([seed, DEV_SEED_OFFSET]).permutation(n_rows)
@@ -46,7 +56,10 @@ class PersonalizerSetup(RunExtension):
                  rank: int = 0, world_size: int = 1):
         self.cfg, self.mode, self.max_len, self.seed = cfg, mode, max_len, seed
         self.sequences, self.row_weights = list(sequences), row_weights
-        self.fixed = fixed_mask(sources, cfg.fixed_sources, len(self.sequences))
+        # a source given its own weight is weighed, not fixed, even at 1: it counts in the weight statistics
+        self.fixed = fixed_mask(sources, [s for s in cfg.fixed_sources if s not in cfg.source_weights],
+                                len(self.sequences))
+        self.preset = source_presets(cfg, sources, len(self.sequences))
         train_idx = np.arange(len(self.sequences))
         dev_idx = train_idx
         if cfg.dev_batch == "holdout":
@@ -57,11 +70,15 @@ class PersonalizerSetup(RunExtension):
                                         pick(row_weights, dev_idx), seed + DEV_SEED_OFFSET, rank, world_size)
         self.theta_rows = ([self.sequences[i] for i in train_idx], pick(row_weights, train_idx),
                            pick(self.fixed, train_idx))
+        self.theta_preset = pick(self.preset, train_idx)
         self.loop_hook: PersonalizerHook | None = None
 
     def train_rows(self, sequences, row_weights):
         """The rows theta trains on (all but the held-out dev rows), their weights, the fixed ones."""
         return self.theta_rows
+
+    def row_presets(self):
+        return self.theta_preset
 
     def hook(self, loss: str, aux_loss=None) -> PersonalizerHook:
         self.loop_hook = PersonalizerHook(self.cfg, loss, self.seed, self.dev_batcher, aux_loss)
@@ -80,14 +97,14 @@ class PersonalizerSetup(RunExtension):
         mode: columns row (index into the training rows), position (index of the target item in its
         row), weight, fixed (kept at 1). A Cloze backbone is scored on each target alone masked."""
         batcher = TrainBatcher(self.sequences, batch_size, scoring_mode(self.mode), self.max_len, None, 0, 0, 1,
-                               self.fixed)
+                               self.fixed, self.preset)
         was_training = model.training
         model.eval()
         parts: dict[str, list] = {"row": [], "position": [], "weight": [], "fixed": []}
         for rows in np.array_split(np.arange(batcher.num_rows), max(1, len(batcher))):
             batch = batcher.collate(rows).to(device)
             hidden = hidden_for_targets(model, batch.inputs, batch.lengths, batch.targets)
-            w = self.loop_hook.weigh(hidden)
+            w = self.loop_hook.weigh(hidden, preset=batch.preset)
             fixed = torch.zeros(len(rows), dtype=torch.bool, device=device) if batch.fixed is None else batch.fixed
             w = torch.where(fixed[:, None], torch.ones_like(w), w)
             real = (batch.targets > 0).cpu().numpy()

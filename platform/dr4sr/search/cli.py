@@ -79,6 +79,9 @@ def describe(space) -> str:
         lines.append(f"fixed: {json.dumps(space.fixed)}")
     for d in space.dimensions:
         lines.append(f"  {d.key}: {d.kind} " + (f"{list(d.values)}" if d.values else f"[{d.low}, {d.high}]"))
+    if s.warm_start:
+        lines.append(f"{len(s.warm_start)} warm-start points, run first:")
+        lines += [f"  {i:3d}  " + ", ".join(f"{k}={v}" for k, v in p.items()) for i, p in enumerate(s.warm_start)]
     if s.kind == "grid":
         points = space.grid_points()
         lines.append(f"{len(points)} trials:")

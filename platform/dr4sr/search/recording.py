@@ -61,10 +61,11 @@ class StoredOptunaSearch(OptunaSearch):
     restored trial keeps, unlike training_iteration), tells ASHA stops as PRUNED, adds the user attrs,
     and skips trials already told before a restore ran them again (no duplicates, no errors)."""
 
-    def __init__(self, space: dict, db: StudyDB, objective: str, seed: int):
+    def __init__(self, space: dict, db: StudyDB, objective: str, seed: int, points: list[dict] | None = None):
         self._db_out = db.out
+        # warm-start points: Optuna enqueues them once, when the study starts (a restore unpickles this searcher)
         super().__init__(space, metric=objective, mode="max", seed=seed, study_name=db.name,
-                         storage=open_storage(db.url))
+                         storage=open_storage(db.url), points_to_evaluate=points or None)
 
     def suggest(self, trial_id: str):
         config = super().suggest(trial_id)

@@ -42,6 +42,7 @@ class SearchConfig:
     max_concurrent: int = 1  # trials at once (each takes one CPU, or its Ray Train workers)
     asha: AshaConfig | None = None  # early stopping of bad trials on the per-epoch validation metric
     storage: str | None = None  # Optuna storage (SQLAlchemy URL); None: SQLite in the study folder
+    warm_start: list[dict] = dataclasses.field(default_factory=list)  # optuna: points run first, in order
 
     def validate(self) -> None:
         if self.kind not in ("grid", "optuna"):
@@ -182,6 +183,7 @@ def load_space(path: str | Path) -> SearchSpace:
         raise ConfigError(f"{path}: dimensions must be a non-empty mapping of config key -> kind")
     search_raw = dict(raw.get("search") or {})
     asha_raw = search_raw.pop("asha", None)  # Optional nested section: built on its own
+    warm_raw = search_raw.pop("warm_start", None)  # checked against the dimensions below
     try:
         search = from_dict(SearchConfig, search_raw, "search.")
         if asha_raw is not None:
@@ -190,6 +192,9 @@ def load_space(path: str | Path) -> SearchSpace:
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     dims = tuple(_parse_dimension(path, str(k), v) for k, v in dims_raw.items())
+    from dr4sr.search.warm_start import parse_warm_start
+
+    search.warm_start = parse_warm_start(path, warm_raw, dims, search.kind)
     grid = [d.key for d in dims if d.kind == "grid"]
     if search.kind == "grid" and len(grid) != len(dims):
         bad = next(d.key for d in dims if d.kind != "grid")

@@ -162,7 +162,7 @@ def build_tuner(space: SearchSpace, opts: StudyOptions, callbacks=()):
     else:
         from dr4sr.search.recording import StoredOptunaSearch
 
-        search_alg = StoredOptunaSearch(optuna_distributions(space), db, space.objective, s.seed)
+        search_alg = StoredOptunaSearch(optuna_distributions(space), db, space.objective, s.seed, s.warm_start)
         num_samples = s.num_trials
     tune_config = tune.TuneConfig(metric=space.objective, mode="max", num_samples=num_samples,
                                   max_concurrent_trials=opts.max_concurrent or s.max_concurrent,

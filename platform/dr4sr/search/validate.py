@@ -72,6 +72,9 @@ def validate_space(space: SearchSpace) -> SearchSpace:
                     check_run(str(backbone), dataset, deep_merge(fixed, nest(d.key, value)), space.preset)
                 except ConfigError as exc:
                     raise ConfigError(f"{path}: dimensions.{d.key} = {value!r}: {exc}") from None
+    from dr4sr.search.warm_start import check_points
+
+    check_points(space, check_run)
     return dataclasses.replace(space, notes=notes)
 
 

@@ -83,6 +83,8 @@ class PersonalizerConfig:
     # or "constant": no g_phi, every re-weighted target gets `constant_weight` (the control for what
     # DR4SR+ learns: its weights stay near 0.5 while fixed rows keep 1)
     constant_weight: float = 0.5
+    # mode=constant only: source -> weight of its rows, overriding the rule above for the sources it names
+    source_weights: dict[str, float] = dataclasses.field(default_factory=dict)
 
     def validate(self) -> None:
         if self.hidden_size < 0:
@@ -111,6 +113,25 @@ class PersonalizerConfig:
         bad = sorted(set(self.fixed_sources) - set(SOURCES))
         if bad:
             raise ConfigError(f"personalizer.fixed_sources: unknown source {bad[0]!r}; expected some of {SOURCES}")
+        self._check_source_weights()
+
+    def _check_source_weights(self) -> None:
+        for source, w in self.source_weights.items():
+            key = f"personalizer.source_weights.{source}"
+            if source not in SOURCES:
+                raise ConfigError(f"{key}: unknown source {source!r}; expected some of {SOURCES}")
+            if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0.0 <= w <= 1.0:
+                raise ConfigError(f"{key} must be a number in [0, 1], got {w!r}")
+        if self.source_weights and self.mode != "constant":
+            raise ConfigError(f"personalizer.source_weights needs personalizer.mode=constant, got {self.mode!r}")
+        # floats in one order: 1 and 1.0 (or another key order) make the same artifact id
+        self.source_weights = {s: float(self.source_weights[s]) for s in SOURCES if s in self.source_weights}
+
+    def row_weight(self, source: str) -> float:
+        """mode=constant: the weight of a row of this source."""
+        if source in self.source_weights:
+            return self.source_weights[source]
+        return 1.0 if source in self.fixed_sources else self.constant_weight
 
 
 @dataclasses.dataclass

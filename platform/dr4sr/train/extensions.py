@@ -26,6 +26,10 @@ class RunExtension:
         """(rows the model trains on, their weights, which rows are fixed at weight 1 or None)."""
         return sequences, row_weights, None
 
+    def row_presets(self) -> np.ndarray | None:
+        """Per row of `train_rows`, a weight the extension sets itself (the batches carry it), or None."""
+        return None
+
     def hook(self, loss: str, aux_loss) -> LoopHook:
         return LoopHook()
 

@@ -125,6 +125,8 @@ def train_key(cfg: RunConfig) -> dict:
         key.pop("personalizer")
     elif cfg.personalizer.mode != "constant":  # constant_weight came later: earlier DR4SR+ ids stay the same
         key["personalizer"].pop("constant_weight")
+    if "personalizer" in key and not cfg.personalizer.source_weights:  # likewise source_weights, while unset
+        key["personalizer"].pop("source_weights")
     return key
 
 

@@ -120,11 +120,12 @@ def run_worker(inp: TrainingInput, ctx: LoopContext) -> dict:
                                              inp.sequences, inp.store_root, inp.splits.fingerprint)
     model = build_backbone(cfg.backbone, model_cfg, build)
     ext = inp.extension.setup(cfg, inp, model.training_mode, ctx) if inp.extension is not None else None
-    sequences, row_weights, row_fixed = inp.sequences, inp.row_weights, None
+    sequences, row_weights, row_fixed, row_preset = inp.sequences, inp.row_weights, None, None
     if ext is not None:
         sequences, row_weights, row_fixed = ext.train_rows(sequences, row_weights)
+        row_preset = ext.row_presets()
     batcher = TrainBatcher(sequences, cfg.train.batch_size, model.training_mode, inp.splits.max_len,
-                           row_weights, cfg.train.seed, ctx.rank, ctx.world_size, row_fixed)
+                           row_weights, cfg.train.seed, ctx.rank, ctx.world_size, row_fixed, row_preset)
     aux = auxiliary_loss(spec.auxiliary, model_cfg, inp)
     hook = ext.hook(cfg.train.loss, aux) if ext is not None else None
     result = fit(model, batcher, inp.splits, cfg.train, ctx, aux, hook=hook)
