@@ -13,7 +13,8 @@ for the runs it trains itself; this is for runs trained separately (other stores
 draws the paper's Figure 4 from DR4SR+ runs (their personalizer_weights.parquet): a weight heatmap over
 25 training rows x positions per run, and each run's weight variance (the first folder of each group).
 
-    dr4sr report runs/gamma        # a `dr4sr tune` folder: results.csv, best trial, sweep plots
+    dr4sr report runs/gamma        # a `dr4sr tune` folder: results.csv, best trial, sweep/slice plots
+    dr4sr report runs/tpe --retrain-best --seeds 0 1   # + its best point vs the default and the backbone
     dr4sr report runs/grid         # a `dr4sr grid` folder: table3.md/.tex/.csv
 """
 from __future__ import annotations
@@ -63,14 +64,21 @@ def build_report(baseline: list[str], groups: list[tuple[str, list[str]]], k: in
             "table": comparison_table(means, baseline_name)}
 
 
-def report_folder(folder: str) -> int:
-    """A study folder (study.json) or a grid folder (grid.json): rewrite its tables and plots."""
+def report_folder(folder: str, retrain_seeds: list[int] | None = None) -> int:
+    """A study folder (study.json) or a grid folder (grid.json): rewrite its tables and plots; for a study
+    with `retrain_seeds`, first retrain its best point against the default point and the backbone."""
     path = Path(folder)
     if (path / "study.json").is_file():
         from dr4sr.search.results import write_study_report
 
+        if retrain_seeds:
+            from dr4sr.search.retrain import retrain_best
+
+            retrain_best(path, retrain_seeds)
         write_study_report(path)
         return 0
+    if retrain_seeds:
+        raise ConfigError(f"{path}: --retrain-best needs a `dr4sr tune` folder (study.json)")
     if (path / "grid.json").is_file():
         from dr4sr.search.grid import write_grid_table
 
@@ -95,7 +103,9 @@ def check_args(args) -> None:
 def cmd_report(args) -> int:
     check_args(args)
     if args.folder:
-        return report_folder(args.folder)
+        return report_folder(args.folder, args.seeds if args.retrain_best else None)
+    if args.retrain_best:
+        raise ConfigError("dr4sr report --retrain-best: give a study FOLDER")
     if not args.run:
         raise ConfigError("dr4sr report: give a study/grid FOLDER, or --baseline DIR... and --run NAME=DIR,...")
     groups = [parse_group(s) for s in args.run]
@@ -128,4 +138,8 @@ def register(sub) -> None:
     p.add_argument("--json", default=None, help="also write the report as JSON to this path")
     p.add_argument("--personalizer-figure", default=None, metavar="PNG",
                    help="draw the DR4SR+ weight heatmaps and variances (Figure 4) of the --run groups")
+    p.add_argument("--retrain-best", action="store_true",
+                   help="with a study FOLDER: retrain its best validation point on --seeds and test it against "
+                        "the default point and the backbone (paired tests); reruns reuse finished runs")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1], help="--retrain-best seeds (default 0 1)")
     p.set_defaults(func=cmd_report)

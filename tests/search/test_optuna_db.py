@@ -231,3 +231,4 @@ def test_importance_notes_too_few_trials_and_single_valued_params(tmp_path):
     assert lines[0] == "note: b took one value (1) in the completed trials: no importance"
     assert lines[1].startswith("study parameter importance (fANOVA over 3 completed trials")
     assert [r["parameter"] for r in csv.DictReader(open(path))] == ["a", ""]
+    assert (tmp_path / "importance.png").stat().st_size > 5000  # drawn once a parameter varied

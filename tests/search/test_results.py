@@ -95,3 +95,21 @@ def test_asha_savings_by_hand(tmp_path):
         "f": "finished", "g": "stopped by ASHA", "h": "stopped by ASHA", "j": "finished"}
     assert asha_savings(info, rows) == {"trials": 4, "stopped_by_asha": 2, "max_t": 8,
                                         "trial_epochs_run": 22, "trial_epochs_saved_by_asha": 10}
+
+
+def test_optuna_study_gets_a_slice_plot_and_the_retrained_backbone_as_reference(study):
+    from dr4sr.search.results import backbone_reference
+
+    info = json.loads((study / "study.json").read_text())
+    (study / "study.json").write_text(json.dumps({**info, "kind": "optuna"}))
+    assert backbone_reference(study, "valid_ndcg@20") is None
+    for seed, (valid, test) in enumerate(((0.1, 0.3), (0.2, 0.5))):
+        run = study / "retrain" / f"backbone-seed{seed}"
+        run.mkdir(parents=True)
+        (run / "metrics.json").write_text(json.dumps({"valid": {"ndcg@20": valid}, "test": {"ndcg@20": test}}))
+    ref = backbone_reference(study, "valid_ndcg@20")
+    assert ref["label"] == "backbone (2 seeds)"
+    assert ref["valid"] == pytest.approx(0.15) and ref["test"] == pytest.approx(0.4)
+    summary = write_study_report(study)
+    assert summary["plots"] == [str(study / "slice.png")] and (study / "slice.png").stat().st_size > 5000
+    assert not list(study.glob("sweep_*.png"))  # sweeps are for grid studies

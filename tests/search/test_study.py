@@ -70,6 +70,14 @@ def test_gamma_study_mines_and_pretrains_once(ray_session, tiny_dataset, tmp_pat
             float(r["regenerate.gamma"])
     assert (out / "sweep_regenerate_gamma.png").is_file()
     assert list((out / "tune").glob("*/events.out.tfevents.*"))  # TensorBoard logs under the study folder
+    # the best point retrained on the trials' own seed is the best trial's run, reused from the store
+    from dr4sr.search.retrain import retrain_best
+
+    result = retrain_best(out, [0], log=lambda *_: None)
+    best_run = json.loads((out / "trials" / best[0]["trial_id"] / "run" / "metrics.json").read_text())
+    again = json.loads((out / "retrain" / "best-seed0" / "metrics.json").read_text())
+    assert again["train_artifact"] == best_run["train_artifact"] and again["test"] == best_run["test"]
+    assert result["best_point"] == {"regenerate.gamma": float(best[0]["regenerate.gamma"])}
 
 
 class InterruptAfter(tune.Callback):

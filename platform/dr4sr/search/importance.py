@@ -9,6 +9,7 @@ import csv
 from pathlib import Path
 
 FILE = "importance.csv"
+PNG = "importance.png"
 MIN_TRIALS = 2
 
 
@@ -39,9 +40,14 @@ def compute(study) -> tuple[dict[str, float], str, list[str], int]:
     return dict(scores), name, notes, len(done)
 
 
-def write_importance(study, study_dir: Path, objective: str) -> tuple[list[str], Path]:
-    """importance.csv in the study folder; returns the lines to print (notes start with 'note: ')."""
+def write_importance(study, study_dir: Path, objective: str, label: str = "") -> tuple[list[str], Path]:
+    """importance.csv (and importance.png when any parameter varied) in the study folder; returns the lines
+    to print (notes start with 'note: '). `label` (a smoke test) heads the figure's title."""
     scores, name, notes, n = compute(study)
+    if scores:
+        from dr4sr.search.plots import importance_plot
+
+        importance_plot(scores, name, n, Path(study_dir) / PNG, study.study_name, label)
     path = Path(study_dir) / FILE
     tmp = path.with_suffix(".csv.tmp")
     with open(tmp, "w", newline="") as f:
@@ -58,7 +64,7 @@ def write_importance(study, study_dir: Path, objective: str) -> tuple[list[str],
     return lines, path
 
 
-def study_importance(study_dir: Path, info: dict) -> tuple[list[str], list[str]]:
+def study_importance(study_dir: Path, info: dict, label: str = "") -> tuple[list[str], list[str]]:
     """(lines to print, files written); nothing for a study without a stored Optuna study."""
     from dr4sr.search.optuna_db import DB_FILE, load_stored_study, study_db
 
@@ -69,5 +75,5 @@ def study_importance(study_dir: Path, info: dict) -> tuple[list[str], list[str]]
         study = load_stored_study(info, study_dir)
     except KeyError:
         return [f"note: {db.url} holds no study {db.name!r}: no parameter importance"], []
-    lines, path = write_importance(study, study_dir, info["objective"])
+    lines, path = write_importance(study, study_dir, info["objective"], label)
     return lines, [str(path)]

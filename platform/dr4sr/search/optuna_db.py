@@ -89,12 +89,14 @@ def resolve_db(out: str | Path, space_name: str, given: str | None, resume: bool
 
 
 def keep_db_info(out: Path, info: dict) -> None:
-    """A resumed study's study.json gains where its Optuna study is stored (older ones lack it)."""
+    """A resumed study's study.json gains where its Optuna study is stored and the run its trials share
+    (older ones lack them)."""
     path = out / "study.json"
     old = json.loads(path.read_text())
-    if not old.get("optuna") or old.get("track") != info["track"]:
-        path.write_text(json.dumps({**old, "optuna": info["optuna"], "track": info["track"]}, indent=2,
-                                   default=str))
+    if not old.get("optuna") or old.get("track") != info["track"] or "run_constants" not in old:
+        path.write_text(json.dumps({**old, "optuna": info["optuna"], "track": info["track"],
+                                    "run_constants": old.get("run_constants", info["run_constants"])},
+                                   indent=2, default=str))
 
 
 def load_stored_study(info: dict, out: str | Path):

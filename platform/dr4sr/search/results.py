@@ -19,6 +19,9 @@ ENDED = "ended.json"  # written by the driver when Tune ends a trial (completed,
 RANKED_ROWS = 20  # the console's ranked table; results.csv has every trial
 
 
+SLICE_PNG = "slice.png"
+
+
 def read_progress(trial_dir: Path) -> list[dict]:
     path = trial_dir / "progress.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
@@ -131,18 +134,36 @@ def write_study_report(study_dir: str | Path) -> dict:
         summary["best"] = {"trial_id": best["trial_id"], "point": {k: best[k] for k in info["dimensions"] if k in best},
                            objective: best[objective], "test": best["_metrics"]["test"],
                            "run_dir": str(Path(best["_dir"]) / "run")}
+    reference = backbone_reference(study_dir, objective)
     if info["kind"] == "grid" and rows:
         from dr4sr.search.plots import sweep_plots
 
         summary["plots"] = [str(p) for p in sweep_plots(rows, info["dimensions"], study_dir, info["name"],
-                                                        note="; ".join(notes))]
+                                                        note="; ".join(notes), reference=reference)]
+    elif rows:
+        from dr4sr.search.plots import slice_plot
+
+        path = slice_plot(rows, info["dimensions"], objective, study_dir / SLICE_PNG, info["name"],
+                          "; ".join(notes), reference)
+        summary["plots"] = [str(path)] if path else []
     from dr4sr.search.importance import study_importance
 
-    importance, written = study_importance(study_dir, info)  # from the stored study the dashboard shows
+    importance, written = study_importance(study_dir, info, "; ".join(notes))  # the stored study the dashboard shows
     if written:
         summary["importance_csv"] = written[0]
     print("\n".join(filter(None, [format_summary(summary), format_ranking(rows, info), *importance])), flush=True)
     return summary
+
+
+def backbone_reference(study_dir: Path, objective: str) -> dict | None:
+    """The backbone's mean valid/test metric from `--retrain-best`'s backbone runs, if they exist."""
+    metric = objective.removeprefix("valid_")
+    runs = [json.loads(p.read_text()) for p in sorted((study_dir / "retrain").glob("backbone-seed*/metrics.json"))]
+    if not runs or metric not in runs[0].get("test", {}):
+        return None
+    mean = lambda split: sum(m[split][metric] for m in runs) / len(runs)  # noqa: E731
+    return {"label": f"backbone ({len(runs)} seed{'s' if len(runs) > 1 else ''})", "valid": mean("valid"),
+            "test": mean("test")}
 
 
 def format_summary(s: dict) -> str:

@@ -180,6 +180,8 @@ def study_info(space: SearchSpace, opts: StudyOptions, db: StudyDB) -> dict:
             "name": space.name, "objective": space.objective, "kind": space.search.kind,
             "dimensions": [d.key for d in space.dimensions], "dataset": space.dataset, "backbone": space.backbone,
             "variant": space.variant, "smoke_test": opts.smoke_test, "max_epochs": max_epochs(space),
+            # what every trial shared: `dr4sr report --retrain-best` rebuilds the runs from it
+            "run_constants": {k: v for k, v in constants(space, opts).items() if k != "out"},
             "trial_markers": True,  # trials/<id>/ended.json tells an ASHA stop from an interrupted trial
             "asha": ({**dataclasses.asdict(space.search.asha), "max_t": asha_max_t(space)}
                      if space.search.asha else None),
