@@ -285,3 +285,67 @@ def test_ctrl_c_after_the_first_trial_exits_130_and_resume_finishes(tiny_dataset
     assert len(rows) == 3 and {r["note"] for r in rows} == {SMOKE} and {r["status"] for r in rows} == {"finished"}
     assert "interrupted" not in json.loads((out / "study.json").read_text())
     assert (out / "sweep_regenerate_gamma.png").is_file()
+
+
+# ---------------------------------------------------------------- extending a finished TPE study
+
+def backbone_lr_space(tmp_path, dataset, num_trials):
+    path = tmp_path / "lr.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        name: lr
+        dataset: {dataset}
+        backbone: sasrec
+        variant: backbone
+        set: {{train.max_epochs: 2, train.patience: 2}}
+        search: {{kind: optuna, num_trials: {num_trials}, seed: 0}}
+        dimensions:
+          train.lr: {{loguniform: [0.0001, 0.01]}}
+        """))
+    return load_space(path)
+
+
+@pytest.mark.slow  # three 2-epoch trials on the tiny dataset
+def test_resume_with_more_trials_extends_a_finished_tpe_study(ray_session, tiny_dataset, tmp_path):
+    import optuna
+
+    store, out = tmp_path / "store", tmp_path / "study"
+    space = backbone_lr_space(tmp_path, tiny_dataset, 2)
+    assert run_study(space, StudyOptions(out, str(store)))["finished"] == 2
+    first = {p.parts[-3]: p.stat().st_mtime_ns for p in out.glob("trials/*/run/metrics.json")}
+    summary = run_study(space, StudyOptions(out, str(store), resume=True, num_trials=3))
+    assert summary["finished"] == 3 and summary["planned"] == 3
+    assert json.loads((out / "study.json").read_text())["trials_planned"] == 3
+    assert (out / "tune-2").is_dir()  # Tune cannot raise a restored experiment's count: a second experiment
+    again = {p.parts[-3]: p.stat().st_mtime_ns for p in out.glob("trials/*/run/metrics.json")}
+    assert len(again) == 3 and {k: again[k] for k in first} == first  # the first two were not rerun
+    study = optuna.load_study(study_name=json.loads((out / "study.json").read_text())["optuna"]["study_name"],
+                              storage=f"sqlite:///{out / 'optuna.db'}")
+    trials = study.get_trials()
+    assert len(trials) == 3 and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    assert len({t.params["train.lr"] for t in trials}) == 3  # the new trial is a new point
+    # a plain resume of the finished, extended study changes nothing
+    assert run_study(space, StudyOptions(out, str(store), resume=True))["finished"] == 3
+    assert len(optuna.load_study(study_name=study.study_name, storage=f"sqlite:///{out / 'optuna.db'}")
+               .get_trials()) == 3
+
+
+def test_more_trials_need_a_finished_optuna_study(tmp_path, tiny_dataset):
+    from dr4sr.errors import ConfigError
+    from dr4sr.search.study import extension
+
+    space = backbone_lr_space(tmp_path, tiny_dataset, 2)
+    study = tmp_path / "s"
+    study.mkdir()
+    (study / "study.json").write_text(json.dumps({"name": "lr", "objective": "valid_ndcg@20", "kind": "optuna",
+                                                  "dimensions": ["train.lr"], "trials_planned": 2,
+                                                  "trial_markers": True}))
+    fake_trial(study, "a", 0.0, 2, finished=True)
+    with pytest.raises(ConfigError, match=r"unfinished \(1 of 2 trials\); resume it with --resume first"):
+        extension(study, space, 5)
+    fake_trial(study, "b", 0.5, 2, finished=True)
+    assert extension(study, space, 5) == 3 and extension(study, space, 2) == 0
+    import dataclasses
+
+    grid = dataclasses.replace(space, search=dataclasses.replace(space.search, kind="grid"))
+    with pytest.raises(ConfigError, match="grid study"):
+        extension(study, grid, 5)

@@ -2,15 +2,18 @@
 
     dr4sr tune --space search_spaces/gamma_sweep.yaml --out runs/gamma [--dataset D] [--backbone B]
                [--smoke-test] [--resume] [--dry-run] [--set KEY=VALUE] [--store DIR]
-               [--storage URL] [--track mlflow]
+               [--storage URL] [--track mlflow] [--num-trials N]
+    dr4sr tune --space search_spaces/tpe_recipe.yaml --out runs/tpe --resume --num-trials 40   # extend
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
 from dr4sr.config import deep_merge, parse_overrides
+from dr4sr.errors import ConfigError
 
 
 def add_tune_args(p: argparse.ArgumentParser) -> None:
@@ -34,6 +37,9 @@ def add_tune_args(p: argparse.ArgumentParser) -> None:
                         f"(gamma_sweep.yaml: 3 x 2 = 6 trials), an Optuna space runs at most {SMOKE_TRIALS} "
                         "trials. Every output says 'smoke test'")
     p.add_argument("--resume", action="store_true", help="continue an interrupted study in --out (Tuner.restore)")
+    p.add_argument("--num-trials", type=positive_int, default=None,
+                   help="an Optuna space's trial count (default: the space's search.num_trials); with --resume, a "
+                        "larger count extends a finished study with new trials that learn from the old ones")
     p.add_argument("--dry-run", action="store_true", help="check everything, print the trials (grid) or the "
                                                           "space and exit")
     p.add_argument("--max-concurrent", type=positive_int, default=None,
@@ -54,7 +60,6 @@ def add_tune_args(p: argparse.ArgumentParser) -> None:
 
 def resolve_space(args):
     """The space file with the command line's dataset/backbone/--set applied, validated again."""
-    import dataclasses
 
     from dr4sr.search.space import load_space
     from dr4sr.search.validate import validate_space
@@ -102,14 +107,23 @@ def study_from_args(args):
     check_datasets(space, args.data_dir, download=not args.dry_run,
                    where="--dataset" if args.dataset else f"{space.path}: dataset")
     check_study_folder(Path(args.out), args.resume, space.name, args.smoke_test)
+    if args.num_trials and space.search.kind != "optuna":
+        raise ConfigError(f"--num-trials: {space.path} is a grid space, which runs every point of its dimensions")
+    if args.num_trials and args.resume:
+        from dr4sr.search.study import extension
+
+        extension(Path(args.out), space, args.num_trials)  # an unfinished study stops here, before any work
     opts = StudyOptions(Path(args.out), args.store, args.data_dir, args.smoke_test, args.resume,
                         gpus_per_trial=args.gpus_per_trial, driver_resource=args.driver_resource,
-                        max_concurrent=args.max_concurrent, storage=args.storage, track=args.track)
+                        max_concurrent=args.max_concurrent, storage=args.storage, track=args.track,
+                        num_trials=args.num_trials)
     if args.smoke_test:
         data = space.dataset  # a dry run writes nothing, so it lists the space on the full dataset
         if not args.dry_run:
             data = str(sample_dataset(space.dataset, Path(args.out) / "data", SMOKE_USERS, args.data_dir).resolve())
         space = smoke_space(space, data)
+    if args.num_trials and not args.resume:  # a new study: the given count, after the smoke cap
+        space = dataclasses.replace(space, search=dataclasses.replace(space.search, num_trials=args.num_trials))
     return space, opts
 
 

@@ -33,7 +33,8 @@ def trial_attrs(out: str | Path, trial_id: str, error: bool) -> dict:
         attrs.update(epochs=m["epochs"], best_epoch=m["best_epoch"] + 1,
                      **{f"test_{k}": float(v) for k, v in m["test"].items()})
     if error:
-        attrs["error_file"] = str(Path(out) / "tune" / trial_id / "error.txt")
+        found = sorted(Path(out).glob(f"tune*/{trial_id}/error.txt"))  # tune/, or an extension's tune-2/...
+        attrs["error_file"] = str(found[0] if found else Path(out) / "tune" / trial_id / "error.txt")
     return attrs
 
 

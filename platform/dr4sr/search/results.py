@@ -32,7 +32,7 @@ def trial_status(info: dict, trial_dir: Path, progress: list[dict]) -> str:
     if (trial_dir / "run" / "metrics.json").is_file():
         return "finished"
     ended = json.loads((trial_dir / ENDED).read_text()).get("status") if (trial_dir / ENDED).is_file() else None
-    if ended == "error" or (Path(trial_dir).parents[1] / "tune" / trial_dir.name / "error.txt").is_file():
+    if ended == "error" or any(Path(trial_dir).parents[1].glob(f"tune*/{trial_dir.name}/error.txt")):
         return "error"
     if info.get("trial_markers"):
         return "stopped by ASHA" if ended == "completed" and info.get("asha") else "incomplete"

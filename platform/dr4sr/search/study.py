@@ -3,7 +3,8 @@
 Folder layout (`--out DIR`):
   DIR/study.json           the space, the settings, the objective, where the Optuna study is stored
   DIR/optuna.db            the Optuna study (unless --storage/search.storage names another database)
-  DIR/tune/                Tune's experiment (restore state, per-trial TensorBoard event files)
+  DIR/tune/                Tune's experiment (restore state, per-trial TensorBoard event files);
+                           DIR/tune-2/, ... : the experiments that extended a finished TPE study
   DIR/trials/<trial id>/   trial.json, progress.jsonl, run/ (metrics.json, user_metrics.parquet)
   DIR/results.csv          one row per trial; DIR/best.json; DIR/sweep_<key>.png for grid sweeps;
   DIR/importance.csv       parameter importance from the stored study; DIR/mlflow.db with --track mlflow
@@ -49,6 +50,40 @@ class StudyOptions:
     max_concurrent: int | None = None  # overrides search.max_concurrent
     storage: str | None = None  # Optuna storage URL; overrides search.storage (None: the folder's SQLite)
     track: str | None = None  # experiment tracker for the trials: mlflow
+    num_trials: int | None = None  # an Optuna study's trials; on --resume, more than before extends it
+
+
+def experiments(out: Path) -> list[Path]:
+    """The study's Tune experiments in order: tune/, then one per extension (tune-2/, tune-3/, ...)."""
+    found = [out / EXPERIMENT] if (out / EXPERIMENT).is_dir() else []
+    k = 2
+    while (out / f"{EXPERIMENT}-{k}").is_dir():
+        found.append(out / f"{EXPERIMENT}-{k}")
+        k += 1
+    return found
+
+
+def current_experiment(out: Path) -> Path:
+    return (experiments(out) or [out / EXPERIMENT])[-1]
+
+
+def extension(out: Path, space: SearchSpace, num_trials: int | None) -> int:
+    """How many trials `--resume --num-trials N` adds to a finished Optuna study (0: a plain resume).
+    Tune cannot raise a restored experiment's sample count, so the new trials run as a new experiment on
+    the same stored Optuna study, whose TPE sampler sees every earlier trial."""
+    from dr4sr.search.results import read_study
+
+    info, rows = read_study(out)
+    planned = int(info.get("trials_planned") or 0)
+    if not num_trials or num_trials <= planned:
+        return 0
+    if space.search.kind != "optuna":
+        raise ConfigError(f"--num-trials: {out} is a grid study, which runs every point of its space")
+    if len(rows) < planned or any(r["status"] == "incomplete" for r in rows):
+        done = sum(r["status"] != "incomplete" for r in rows)
+        raise ConfigError(f"{out}: the study is unfinished ({done} of {planned} trials); resume it with --resume "
+                          f"first, then raise --num-trials to {num_trials}")
+    return num_trials - planned
 
 
 def smoke_space(space: SearchSpace, dataset_path: str) -> SearchSpace:
@@ -140,7 +175,7 @@ def env_vars(**values: str | None):
                 os.environ[k] = v
 
 
-def build_tuner(space: SearchSpace, opts: StudyOptions, callbacks=()):
+def build_tuner(space: SearchSpace, opts: StudyOptions, callbacks=(), experiment: str = EXPERIMENT):
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
@@ -168,7 +203,7 @@ def build_tuner(space: SearchSpace, opts: StudyOptions, callbacks=()):
                                   max_concurrent_trials=opts.max_concurrent or s.max_concurrent,
                                   search_alg=search_alg, scheduler=scheduler,
                                   trial_name_creator=trial_dirname, trial_dirname_creator=trial_dirname)
-    run_config = tune.RunConfig(name=EXPERIMENT, storage_path=str(Path(opts.out).resolve()),
+    run_config = tune.RunConfig(name=experiment, storage_path=str(Path(opts.out).resolve()),
                                 failure_config=tune.FailureConfig(max_failures=1), callbacks=list(callbacks),
                                 verbose=tune_verbosity())
     return tune.Tuner(trainable(space, opts), param_space=param_space, tune_config=tune_config,
@@ -205,7 +240,7 @@ def check_fits(space: SearchSpace, opts: StudyOptions) -> None:
 
 def check_study_folder(out: Path, resume: bool, name: str, smoke_test: bool) -> None:
     """What `--resume` needs, or what a new study must not overwrite; reads files only (no Ray)."""
-    info_path, exp = out / "study.json", out / EXPERIMENT
+    info_path, exp = out / "study.json", current_experiment(out)
     if resume:
         if not info_path.is_file():
             raise ConfigError(f"{out}: no study to resume (no study.json); run without --resume to start one")
@@ -284,7 +319,7 @@ class GracefulStop:
 def announce(out: Path, db: StudyDB | None = None, track: str | None = None) -> None:
     """Where to watch the study: TensorBoard, the Optuna dashboard, MLflow and, for a local Ray, Ray's
     dashboard."""
-    print(f"[study] TensorBoard: tensorboard --logdir {out.resolve() / EXPERIMENT}", flush=True)
+    print(f"[study] TensorBoard: tensorboard --logdir {current_experiment(out).resolve()}", flush=True)
     if db is not None:
         print(f"[study] Optuna study {db.name!r} in {db.url}: dr4sr dashboard {out}", flush=True)
     if track == "mlflow":
@@ -333,7 +368,13 @@ def run_study(space: SearchSpace, opts: StudyOptions) -> dict:
 
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
-    exp = out / EXPERIMENT
+    exp = current_experiment(out)
+    extra = extension(out, space, opts.num_trials) if opts.resume else 0
+    if extra:  # a new experiment beside the finished ones; the stored study keeps their trials
+        exp = out / f"{EXPERIMENT}-{len(experiments(out)) + 1}"
+        s = space.search
+        space = dataclasses.replace(space, search=dataclasses.replace(
+            s, num_trials=extra, warm_start=[], seed=s.seed + len(experiments(out))))
     db = resolve_db(opts.out, space.name, opts.storage or space.search.storage, opts.resume)
     if opts.resume and not opts.track and (out / "study.json").is_file():  # keep tracking what it tracked
         opts = dataclasses.replace(opts, track=json.loads((out / "study.json").read_text()).get("track"))
@@ -346,8 +387,16 @@ def run_study(space: SearchSpace, opts: StudyOptions) -> dict:
 
             from dr4sr.train.ray_train import ensure_ray
 
-            restore = opts.resume and tune.Tuner.can_restore(str(exp.resolve()))
-            if not restore:
+            restore = opts.resume and not extra and tune.Tuner.can_restore(str(exp.resolve()))
+            if extra:
+                db.create(resume=True, quiet=not verbose())
+                keep_db_info(out, info)
+                info = json.loads((out / "study.json").read_text())
+                info["trials_planned"] = int(info["trials_planned"]) + extra
+                (out / "study.json").write_text(json.dumps(info, indent=2, default=str))
+                print(f"[study] extending the finished study by {extra} trials to {info['trials_planned']} "
+                      f"(new experiment {exp.name}/)", flush=True)
+            elif not restore:
                 if exp.exists() and any(exp.iterdir()):
                     hint = ("it has no restorable state yet (killed before the first snapshot): delete it"
                             if opts.resume else "pass --resume to continue it")
@@ -367,7 +416,7 @@ def run_study(space: SearchSpace, opts: StudyOptions) -> dict:
             stop.check()
             check_fits(space, opts)
             announce(out, db, opts.track)
-            progress = StudyProgress(info["trials_planned"], space.objective, str(out.resolve()))
+            progress = StudyProgress(extra or info["trials_planned"], space.objective, str(out.resolve()))
             if restore:
                 print(f"[study] resuming {exp}: finished trials are kept, unfinished ones continue", flush=True)
                 tuner = tune.Tuner.restore(str(exp.resolve()), trainable=trainable(space, opts),
@@ -376,7 +425,7 @@ def run_study(space: SearchSpace, opts: StudyOptions) -> dict:
 
                 fresh_callbacks(tuner, [progress, *record_callbacks(space, db, opts.track, out)])
             else:
-                tuner = build_tuner(space, opts, [progress])
+                tuner = build_tuner(space, opts, [progress], exp.name)
             stop.check()
             # Tune's new console engine prints its config box and temp-folder TensorBoard hint even at
             # verbose=0; the legacy engine at verbose=0 prints nothing
