@@ -74,7 +74,15 @@ def test_bad_source_weights_name_the_key(item, match):
         _cfg("beauty", [item])
 
 
-def test_source_weights_need_constant_mode():
-    with pytest.raises(ConfigError, match=r"personalizer\.source_weights needs personalizer\.mode=constant"):
-        build_run_config("sasrec", "beauty", parse_overrides(
-            ["personalizer.enabled=true", "personalizer.source_weights.original=0.5"]))
+def test_source_weights_are_ignored_outside_constant_mode_and_keep_the_id():
+    # like constant_weight: a study can vary them beside a personalizer-mode dimension; bilevel runs that
+    # differ only in them are one artifact
+    inputs = {"splits": "x", "sequences": "original"}
+
+    def tid(*extra):
+        return artifact_id("train", train_key(build_run_config("sasrec", "beauty", parse_overrides(
+            ["personalizer.enabled=true", *extra]))), inputs)
+
+    assert tid("personalizer.source_weights.original=0.5") == tid() == "48901136b9386ce4"
+    assert tid("personalizer.enabled=false", "personalizer.source_weights.original=0.5") == tid(
+        "personalizer.enabled=false")

@@ -66,10 +66,12 @@ def test_a_grid_space_takes_no_warm_start(tmp_path):
 
 def test_tpe_recipe_space_starts_from_the_paper_era_recipe():
     space = load_space("search_spaces/tpe_recipe.yaml")
-    first, second = space.search.warm_start
-    assert first["personalizer.source_weights.original"] == 1.0 and first["compose.mined"] == "all"
-    assert second["personalizer.source_weights.original"] == 0.5 and second["compose.mined"] == "all"
-    assert {d.key for d in space.dimensions} == set(first)
+    points = space.search.warm_start
+    # one point per personalizer setting, each a complete point of the space, on the paper-era data
+    assert [p["variant"] for p in points] == ["dr4sr", "constant", "dr4sr+"]
+    assert all(set(p) == {d.key for d in space.dimensions} and p["compose.mined"] == "all" for p in points)
+    assert points[1]["personalizer.source_weights.original"] == points[1]["personalizer.source_weights.generated"] \
+        == 0.5
 
 
 @pytest.mark.slow  # a Ray start and 3 one-epoch trials: ~30 s on the shared 2-core machine

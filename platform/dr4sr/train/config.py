@@ -84,6 +84,7 @@ class PersonalizerConfig:
     # DR4SR+ learns: its weights stay near 0.5 while fixed rows keep 1)
     constant_weight: float = 0.5
     # mode=constant only: source -> weight of its rows, overriding the rule above for the sources it names
+    # (like constant_weight, ignored in the other modes and then left out of the artifact id)
     source_weights: dict[str, float] = dataclasses.field(default_factory=dict)
 
     def validate(self) -> None:
@@ -122,8 +123,6 @@ class PersonalizerConfig:
                 raise ConfigError(f"{key}: unknown source {source!r}; expected some of {SOURCES}")
             if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0.0 <= w <= 1.0:
                 raise ConfigError(f"{key} must be a number in [0, 1], got {w!r}")
-        if self.source_weights and self.mode != "constant":
-            raise ConfigError(f"personalizer.source_weights needs personalizer.mode=constant, got {self.mode!r}")
         # floats in one order: 1 and 1.0 (or another key order) make the same artifact id
         self.source_weights = {s: float(self.source_weights[s]) for s in SOURCES if s in self.source_weights}
 

@@ -123,10 +123,11 @@ def train_key(cfg: RunConfig) -> dict:
     key = {k: v for k, v in to_dict(cfg).items() if k != "data"}
     if not cfg.personalizer.enabled:  # a disabled personalizer changes nothing: keep the ids of older runs
         key.pop("personalizer")
-    elif cfg.personalizer.mode != "constant":  # constant_weight came later: earlier DR4SR+ ids stay the same
+    elif cfg.personalizer.mode != "constant":  # constant-mode keys came later: earlier DR4SR+ ids stay the same
         key["personalizer"].pop("constant_weight")
-    if "personalizer" in key and not cfg.personalizer.source_weights:  # likewise source_weights, while unset
-        key["personalizer"].pop("source_weights")
+        key["personalizer"].pop("source_weights")  # and they do nothing in the other modes
+    if "personalizer" in key and not cfg.personalizer.source_weights:  # source_weights: unset keeps old ids
+        key["personalizer"].pop("source_weights", None)
     return key
 
 
