@@ -299,7 +299,7 @@ def run_grid(opts: GridOptions) -> dict:
     def table() -> None:
         write_grid_table(out, meta)
 
-    ensure_ray(dashboard=True)  # the per-cell studies' Train runs need the State API (RAY_TUNE_NOTES §3)
+    ensure_ray(dashboard=True)  # the per-cell studies' Train runs need the dashboard's State API
     failed = execute(opts, runs, lambda r: request_fields(opts, r), table)
     if opts.space:
         from dr4sr.search.tuned import tune_cells

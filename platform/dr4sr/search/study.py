@@ -225,7 +225,7 @@ def study_info(space: SearchSpace, opts: StudyOptions, db: StudyDB) -> dict:
 
 def check_fits(space: SearchSpace, opts: StudyOptions) -> None:
     """Multi-worker trials need their workers' CPUs (1 each) beside the driver's 0.01: on a fixed local
-    Ray that has fewer, the Train run would wait forever (RAY_TUNE_NOTES §3), so stop here instead."""
+    Ray that has fewer, the Train run would wait forever, so stop here instead."""
     import os
 
     import ray
@@ -292,6 +292,23 @@ class GracefulStop:
         if self._saved:
             signal.signal(signal.SIGINT, self._handle)
             signal.signal(signal.SIGTERM, self._handle)
+
+    @contextlib.contextmanager
+    def kept_during_ray_init(self):
+        """ray.init() replaces the SIGTERM handler with one that raises SystemExit, and code inside it can
+        swallow that exception: the signal was then lost and the study ran on. Ours stays installed, and
+        it records the signal before raising, so `check()` finds it even when the exception is swallowed."""
+        import ray._private.utils as ray_utils  # where ray.init() installs its handler (Ray 2.60)
+
+        original = getattr(ray_utils, "set_sigterm_handler", None)
+        if not self._saved or original is None:
+            yield
+            return
+        ray_utils.set_sigterm_handler = lambda handler: None
+        try:
+            yield
+        finally:
+            ray_utils.set_sigterm_handler = original
 
     def check(self) -> None:
         """Raise for a signal whose exception was swallowed (raised inside an at-fork hook or a finalizer,
@@ -407,8 +424,9 @@ def run_study(space: SearchSpace, opts: StudyOptions) -> dict:
                 db.create(resume=True, quiet=not verbose())
                 keep_db_info(out, info)
             try:
-                ensure_ray(dashboard=True)  # Train's placement-group cleaner needs the State API (RAY_TUNE_NOTES §3)
-            except SystemExit as exc:  # while ray.init() starts, its own SIGTERM handler calls sys.exit(15)
+                with stop.kept_during_ray_init():
+                    ensure_ray(dashboard=True)  # Train's placement-group cleaner needs the dashboard's State API
+            except SystemExit as exc:  # a SIGTERM handler of Ray's (not ours) called sys.exit(15)
                 if exc.code != signal.SIGTERM:
                     raise
                 raise Terminated() from None
