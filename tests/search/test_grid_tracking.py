@@ -152,3 +152,57 @@ def test_wandb_offline_runs_per_cell(grid, monkeypatch):
     assert runs["toys/sasrec/dr4sr-seed0"].summary["error"] == "ValueError: boom"
     assert GridTracking(grid, track="wandb").record()["wandb"] == 0  # logged before: no second run
     assert len(list((grid / "wandb").glob("offline-run-*"))) == 2
+
+
+def metrics_of(out: Path, variant: str) -> dict:
+    return json.loads((out / "tiny" / "sasrec" / f"{variant}-seed0" / "metrics.json").read_text())
+
+
+@pytest.mark.slow  # a smoke grid of 2 tiny runs, then a rerun (~1-2 min on a loaded 2-core machine)
+def test_smoke_grid_records_its_cells_and_a_rerun_adds_none(ray_session, tiny_dataset, tmp_path, monkeypatch):
+    import dataclasses
+
+    from mlflow import MlflowClient
+
+    from dr4sr.search.grid import GridOptions, run_grid
+
+    for var in ("MLFLOW_TRACKING_URI", "WANDB_MODE", "WANDB_DIR", "WANDB_PROJECT"):
+        monkeypatch.delenv(var, raising=False)
+    opts = GridOptions(tmp_path / "grid", ["sasrec"], [str(tiny_dataset)], ["backbone", "pattern"], [0],
+                       store=str(tmp_path / "store"), smoke_test=True, track="mlflow")
+    assert run_grid(opts)["failed"] == []
+    out = opts.out
+    trials = cells(out)
+    assert sorted(trials) == ["tiny/sasrec/backbone-seed0", "tiny/sasrec/pattern-seed0"]
+    for variant in ("backbone", "pattern"):
+        t, m = trials[f"tiny/sasrec/{variant}-seed0"], metrics_of(out, variant)
+        assert t.state == TrialState.COMPLETE and t.params["variant"] == variant and t.params["seed"] == 0
+        assert t.value == pytest.approx(m["valid"]["ndcg@20"])
+        assert t.intermediate_values == {h["epoch"] + 1: pytest.approx(h["valid_ndcg@20"]) for h in m["history"]}
+        assert len(t.intermediate_values) == m["epochs"] == 2  # the smoke budget
+        assert t.user_attrs["test_ndcg@20"] == pytest.approx(m["test"]["ndcg@20"])
+        assert t.user_attrs["train_artifact"] == m["train_artifact"]
+    client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
+    exp = client.get_experiment_by_name(f"grid@{out.name}")
+    runs = {r.data.tags["cell"]: r for r in client.search_runs([exp.experiment_id])}
+    assert sorted(runs) == sorted(trials)
+    run, m = runs["tiny/sasrec/pattern-seed0"], metrics_of(out, "pattern")
+    assert (run.data.tags["variant"], run.data.tags["mine_artifact"]) == ("pattern", m["mine_artifact"])
+    assert run.data.params["train.max_epochs"] == "2" and run.data.params["backbone"] == "sasrec"
+    history = client.get_metric_history(run.info.run_id, "valid_ndcg_at_20")
+    assert sorted((h.step, h.value) for h in history) == [(h["epoch"] + 1, pytest.approx(h["valid_ndcg@20"]))
+                                                          for h in m["history"]]
+    assert run.data.metrics["test_ndcg_at_20"] == pytest.approx(m["test"]["ndcg@20"])
+
+    # a rerun with W&B: nothing to run, no trial added; the cells are backfilled as W&B runs
+    before = [(t.number, t.user_attrs["cell"]) for t in study_of(out).trials]
+    assert run_grid(dataclasses.replace(opts, track="wandb"))["failed"] == []
+    assert [(t.number, t.user_attrs["cell"]) for t in study_of(out).trials] == before
+    assert len(client.search_runs([exp.experiment_id])) == 2
+    wandb_runs = offline_runs(out / "wandb")
+    assert sorted(wandb_runs) == sorted(trials)
+    for variant in ("backbone", "pattern"):
+        w, m = wandb_runs[f"tiny/sasrec/{variant}-seed0"], metrics_of(out, variant)
+        assert w.summary["test_ndcg@20"] == pytest.approx(m["test"]["ndcg@20"])
+        assert w.tags == ["tiny", "sasrec", variant, "seed0"]
+        assert [h["valid_ndcg@20"] for h in w.history] == pytest.approx([h["valid_ndcg@20"] for h in m["history"]])

@@ -68,6 +68,12 @@ class StudyWandbLogger(WandbLoggerCallback):
             self._trial_queues[trial].put((_QueueItem.RESULT, final_metrics(json.loads(metrics.read_text()))))
         super().log_trial_end(trial, failed)
 
+    def __del__(self):
+        try:
+            super().__del__()
+        except AttributeError:  # at interpreter exit Ray's module globals are gone already
+            pass
+
 
 class WandbCells:
     """One W&B run per cell (offline unless WANDB_MODE says otherwise), under `<out>/wandb/`."""
