@@ -46,6 +46,7 @@ def grid(tmp_path):
     write_grid(out, ["toys"])
     write_run(out, "toys", "backbone", 0.017, 0.015)
     (out / "status.json").write_text(json.dumps({"runs": {
+        "toys/sasrec/backbone/seed 0": {"state": "finished", "started": 1796390000.0, "ended": 1796390090.5},
         "toys/sasrec/dr4sr/seed 0": {"state": "failed", "error": "ValueError: boom"}}}))
     return out
 
@@ -70,6 +71,7 @@ def test_ended_cells_become_fixed_trials_once(grid):
     assert done.user_attrs["test_ndcg@20"] == 0.015 and done.user_attrs["train_artifact"] == "a1b2"
     assert done.user_attrs["run_dir"] == str((grid / "toys/sasrec/backbone-seed0").resolve())
     assert done.user_attrs["best_epoch"] == 2 and done.user_attrs["epochs"] == 2
+    assert done.duration.total_seconds() == 90.5  # the run's own times, from status.json
     assert failed.state == TrialState.FAIL and failed.user_attrs["error"] == "ValueError: boom"
     assert GridTracking(grid).record() == {"optuna": 0}  # a rerun adds nothing
     assert len(study_of(grid).trials) == 2

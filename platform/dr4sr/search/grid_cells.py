@@ -23,6 +23,8 @@ class Cell:
     run_dir: Path
     metrics: dict | None  # metrics.json of a finished run
     error: str | None = None  # a failed run's last error line
+    started: float | None = None  # when its driver started and ended it (status.json), if recorded
+    ended: float | None = None
 
     @property
     def name(self) -> str:
@@ -90,9 +92,10 @@ def ended_cells(out: str | Path) -> list[Cell]:
                **read_json(out / STATUS_NAME).get("runs", {})}
     cells = []
     for r in runs:
-        run_dir = r.dir(out)
+        run_dir, rec = r.dir(out), records.get(r.label, {})
+        times = {"started": rec.get("started"), "ended": rec.get("ended")}
         if finished(run_dir):
-            cells.append(Cell(r, run_dir.resolve(), json.loads((run_dir / "metrics.json").read_text())))
-        elif records.get(r.label, {}).get("state") == "failed":
-            cells.append(Cell(r, run_dir.resolve(), None, records[r.label].get("error") or "failed"))
+            cells.append(Cell(r, run_dir.resolve(), json.loads((run_dir / "metrics.json").read_text()), **times))
+        elif rec.get("state") == "failed":
+            cells.append(Cell(r, run_dir.resolve(), None, rec.get("error") or "failed", **times))
     return cells

@@ -13,9 +13,11 @@ folder is the record; only the trial numbers change).
 """
 from __future__ import annotations
 
+import warnings
+from datetime import datetime
 from pathlib import Path
 
-from dr4sr.search.grid_cells import Cell
+from dr4sr.search.grid_cells import OBJECTIVE_METRIC, Cell
 from dr4sr.search.optuna_db import StudyDB, open_storage
 
 CELL = "cell"  # user attr: the trial's cell, e.g. tiny/sasrec/dr4sr-seed0
@@ -59,8 +61,12 @@ def frozen_trial(cell: Cell, dists: dict):
     import optuna
 
     state = optuna.trial.TrialState.COMPLETE if cell.ok else optuna.trial.TrialState.FAIL
-    return optuna.trial.create_trial(state=state, value=cell.value, params=cell.params, distributions=dists,
-                                     intermediate_values=cell.intermediate_values(), user_attrs=cell_attrs(cell))
+    trial = optuna.trial.create_trial(state=state, value=cell.value, params=cell.params, distributions=dists,
+                                      intermediate_values=cell.intermediate_values(), user_attrs=cell_attrs(cell))
+    if cell.started and cell.ended:  # the run's own times (the dashboard's timeline), not the recording's
+        trial.datetime_start = datetime.fromtimestamp(cell.started)
+        trial.datetime_complete = datetime.fromtimestamp(cell.ended)
+    return trial
 
 
 def stale(trial, cell: Cell, dists: dict) -> bool:
@@ -89,7 +95,11 @@ def sync_study(db: StudyDB, cells: list[Cell], meta: dict) -> int:
         optuna.delete_study(study_name=db.name, storage=open_storage(db.url))
         study, stored = db.create(resume=True), {}
     study.set_user_attr("grid_folder", str(Path(db.out).resolve()))
-    study.set_user_attr("objective", "validation " + (cells[0].valid_metric if cells else "ndcg@20"))
+    metric = f"valid_{cells[0].valid_metric if cells else OBJECTIVE_METRIC}"
+    if study.metric_names != [metric]:
+        with warnings.catch_warnings():  # set_metric_names is experimental in optuna 5; the dashboard shows it
+            warnings.simplefilter("ignore")
+            study.set_metric_names([metric])
     new = [frozen_trial(c, dists) for c in cells if c.name not in stored]
     if new:
         study.add_trials(new)
