@@ -77,6 +77,12 @@ def test_ended_cells_become_fixed_trials_once(grid):
     assert len(study_of(grid).trials) == 2
 
 
+def test_a_grid_with_no_ended_cell_has_an_empty_study(tmp_path):
+    write_grid(tmp_path, ["toys"])
+    assert GridTracking(tmp_path).record() == {"optuna": 0}
+    assert study_of(tmp_path).trials == []
+
+
 def test_a_failed_cell_that_finished_and_a_new_dataset_rebuild_the_study_without_duplicates(grid):
     GridTracking(grid).record()
     write_run(grid, "toys", "dr4sr", 0.02, 0.019)

@@ -17,7 +17,7 @@ import warnings
 from datetime import datetime
 from pathlib import Path
 
-from dr4sr.search.grid_cells import OBJECTIVE_METRIC, Cell
+from dr4sr.search.grid_cells import Cell
 from dr4sr.search.optuna_db import StudyDB, open_storage
 
 CELL = "cell"  # user attr: the trial's cell, e.g. tiny/sasrec/dr4sr-seed0
@@ -89,13 +89,15 @@ def sync_study(db: StudyDB, cells: list[Cell], meta: dict) -> int:
     import optuna
 
     study = db.create(resume=True)
+    if not cells:
+        return 0
     dists = distributions(cells, meta)
     stored = {t.user_attrs.get(CELL): t for t in study.get_trials(deepcopy=False)}
     if any(c.name in stored and stale(stored[c.name], c, dists) for c in cells):
         optuna.delete_study(study_name=db.name, storage=open_storage(db.url))
         study, stored = db.create(resume=True), {}
     study.set_user_attr("grid_folder", str(Path(db.out).resolve()))
-    metric = f"valid_{cells[0].valid_metric if cells else OBJECTIVE_METRIC}"
+    metric = f"valid_{cells[0].valid_metric}"
     if study.metric_names != [metric]:
         with warnings.catch_warnings():  # set_metric_names is experimental in optuna 5; the dashboard shows it
             warnings.simplefilter("ignore")
@@ -104,11 +106,3 @@ def sync_study(db: StudyDB, cells: list[Cell], meta: dict) -> int:
     if new:
         study.add_trials(new)
     return len(new)
-
-
-def stored_cells(db: StudyDB) -> dict:
-    """Cell name -> stored trial (what tests and tools read back)."""
-    import optuna
-
-    study = optuna.load_study(study_name=db.name, storage=open_storage(db.url))
-    return {t.user_attrs[CELL]: t for t in study.trials}
