@@ -1,11 +1,13 @@
 """`dr4sr dashboard`: optuna-dashboard over a study's stored Optuna study, on 127.0.0.1.
 
     dr4sr dashboard runs/gamma              # the storage that runs/gamma/study.json names
+    dr4sr dashboard runs/table3             # a `dr4sr grid` folder: its cells, one trial each
     dr4sr dashboard sqlite:///runs/gamma/optuna.db --port 8081
     dr4sr dashboard postgresql://user@db/optuna   # every study in a shared database
 
 Grid sweeps and TPE studies alike: trials with their per-epoch validation, state (COMPLETE, PRUNED
-when ASHA stopped them, FAIL), run folder and test metrics (user attrs).
+when ASHA stopped them, FAIL), run folder and test metrics (user attrs). A grid folder's study is brought
+up to date from the folder first (cells that ended while no tracking grid ran, e.g. an older grid).
 """
 from __future__ import annotations
 
@@ -23,14 +25,23 @@ def storage_url(target: str) -> str:
     from dr4sr.search.optuna_db import DB_FILE, open_storage, study_db
 
     path = Path(target)
-    if (path / "study.json").is_file():
+    if (path / "grid.json").is_file():
+        from dr4sr.search.grid_tracking import GridTracking
+
+        tracking = GridTracking(path)
+        added = tracking.record(tracker=False)["optuna"]
+        if added:
+            print(f"recorded {added} cell(s) of {path} in {tracking.db.url}", flush=True)
+        url = tracking.db.url
+    elif (path / "study.json").is_file():
         url = study_db(json.loads((path / "study.json").read_text()), path).url
     elif (path / DB_FILE).is_file():
         url = f"sqlite:///{(path / DB_FILE).resolve()}"
     elif "://" in target:
         url = target
     else:
-        raise ConfigError(f"{target}: neither a study folder (study.json or {DB_FILE}) nor a storage URL")
+        raise ConfigError(f"{target}: neither a study or grid folder (study.json, grid.json or {DB_FILE}) nor a "
+                          f"storage URL")
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
         raise ConfigError(f"{url}: no such database (has the study started?)")
     open_storage(url)  # a bad URL fails here, with SQLAlchemy's message, not inside the server
@@ -70,6 +81,7 @@ def cmd_dashboard(args) -> int:
 
 def register(sub) -> None:
     p = sub.add_parser("dashboard", help="optuna-dashboard over a study's stored Optuna study (127.0.0.1)")
-    p.add_argument("target", metavar="STUDY_FOLDER|URL", help="a `dr4sr tune` folder, or an Optuna storage URL")
+    p.add_argument("target", metavar="STUDY_FOLDER|URL",
+                   help="a `dr4sr tune` or `dr4sr grid` folder, or an Optuna storage URL")
     p.add_argument("--port", type=int, default=8080)
     p.set_defaults(func=cmd_dashboard)

@@ -1,5 +1,6 @@
 """Studies stored as Optuna studies (SQLite in the study folder), read back as a user would: through
-optuna.load_study, optuna-dashboard's HTTP API, MlflowClient and `dr4sr report`'s importance table.
+optuna.load_study, optuna-dashboard's HTTP API, MlflowClient, W&B's offline run files and `dr4sr report`'s
+importance table.
 
 One tiny grid study (ASHA stops the second trial: it learns nothing at lr 1e-7 while the first learns the
 chain structure at 0.005) and one tiny TPE study run once per module; the tests read their folders."""
@@ -232,3 +233,31 @@ def test_importance_notes_too_few_trials_and_single_valued_params(tmp_path):
     assert lines[1].startswith("study parameter importance (fANOVA over 3 completed trials")
     assert [r["parameter"] for r in csv.DictReader(open(path))] == ["a", ""]
     assert (tmp_path / "importance.png").stat().st_size > 5000  # drawn once a parameter varied
+
+
+@pytest.mark.slow  # a study of one tiny trial
+def test_tune_logs_each_trial_as_an_offline_wandb_run(ray_session, tmp_path, monkeypatch):
+    from wandb_files import offline_runs
+
+    from dr4sr.search.trial import FINISHED
+
+    for var in ("WANDB_MODE", "WANDB_DIR", "WANDB_PROJECT", "WANDB_API_KEY"):
+        monkeypatch.delenv(var, raising=False)  # offline by default: no account needed
+    data = write_text_dataset(tmp_path / "tiny.txt", make_chain_sequences())
+    space = make_space(tmp_path, data, """
+        search: {kind: grid, max_concurrent: 1}
+        dimensions:
+          train.lr: {grid: [0.005]}
+        """)
+    opts = StudyOptions(tmp_path / "study", str(tmp_path / "store"), track="wandb")
+    trial_id = run_study(space, opts)["best"]["trial_id"]
+    run = offline_runs(Path(opts.out) / "wandb")[trial_id]  # named after the trial, run id = trial id
+    assert run.run.run_id == trial_id
+    trial_dir = Path(opts.out) / "trials" / trial_id
+    m = json.loads((trial_dir / "run" / "metrics.json").read_text())
+    assert run.summary["test_ndcg@20"] == pytest.approx(m["test"]["ndcg@20"])  # the run's own metrics.json
+    assert run.config["train.lr"] == 0.005 and run.config["variant"] == "backbone"
+    progress = [json.loads(x) for x in (trial_dir / "progress.jsonl").read_text().splitlines()]
+    epochs = [h for h in run.history if "epoch" in h and FINISHED not in h]  # the final result repeats the best
+    assert [(h["epoch"], h["valid_ndcg@20"]) for h in epochs] == \
+        [(p["epoch"], pytest.approx(p["valid_ndcg@20"])) for p in progress]

@@ -2,7 +2,7 @@
 
     dr4sr tune --space search_spaces/gamma_sweep.yaml --out runs/gamma [--dataset D] [--backbone B]
                [--smoke-test] [--resume] [--dry-run] [--set KEY=VALUE] [--store DIR]
-               [--storage URL] [--track mlflow] [--num-trials N]
+               [--storage URL] [--track mlflow|wandb] [--num-trials N]
     dr4sr tune --space search_spaces/tpe_recipe.yaml --out runs/tpe --resume --num-trials 40   # extend
 """
 from __future__ import annotations
@@ -14,6 +14,17 @@ from pathlib import Path
 
 from dr4sr.config import deep_merge, parse_overrides
 from dr4sr.errors import ConfigError
+
+
+def add_tracking_args(p: argparse.ArgumentParser, records: str, default: str, unit: str) -> None:
+    from dr4sr.search.tracking import TRACKERS
+
+    p.add_argument("--storage", default=None, metavar="URL",
+                   help=f"Optuna storage (a SQLAlchemy URL) that records {records}; default: {default}"
+                        "sqlite:///OUT/optuna.db (`dr4sr dashboard OUT` shows it)")
+    p.add_argument("--track", choices=TRACKERS, default=None,
+                   help=f"also log every {unit} to MLflow ($MLFLOW_TRACKING_URI, else sqlite:///OUT/mlflow.db) or "
+                        "W&B (offline unless $WANDB_MODE is set: runs under OUT/wandb/)")
 
 
 def add_tune_args(p: argparse.ArgumentParser) -> None:
@@ -46,11 +57,7 @@ def add_tune_args(p: argparse.ArgumentParser) -> None:
                    help="trials at once (default: the space's)")
     p.add_argument("--gpus-per-trial", type=non_negative_float, default=0.0,
                    help="fractional GPU per single-worker trial")
-    p.add_argument("--storage", default=None, metavar="URL",
-                   help="Optuna storage (a SQLAlchemy URL) that records the study and its trials; default: the "
-                        "space's search.storage, else sqlite:///OUT/optuna.db (`dr4sr dashboard OUT` shows it)")
-    p.add_argument("--track", choices=["mlflow"], default=None,
-                   help="also log every trial to MLflow ($MLFLOW_TRACKING_URI, else sqlite:///OUT/mlflow.db)")
+    add_tracking_args(p, "the study and its trials", "the space's search.storage, else ", "trial")
     p.add_argument("--driver-resource", default=None,
                    help="custom resource for multi-worker trials' drivers (cluster.yaml: TRAIN_DRIVER)")
     # SUPPRESS: without the flag, `dr4sr --verbose tune` keeps its value
@@ -172,6 +179,7 @@ def add_grid_args(p: argparse.ArgumentParser) -> None:
                    help="data-centric baselines as rows above the models, once per dataset (infae)")
     p.add_argument("--max-concurrent", type=int, default=None,
                    help="runs at once (default: as many as the cluster's CPUs/GPUs fit now)")
+    add_tracking_args(p, "every ended cell as a trial (a rerun keeps the last URL given)", "", "cell")
     p.add_argument("--dry-run", action="store_true", help="list the runs and which are already finished")
     p.add_argument("--status", action="store_true",
                    help="show the grid in --out: finished, running and remaining runs, wall times, ETA; then exit")
@@ -206,7 +214,7 @@ def cmd_grid(args) -> int:
     opts = GridOptions(Path(args.out), args.backbones, args.datasets, args.variants, args.seeds, args.store,
                        args.data_dir, args.smoke_test, args.space, parse_overrides(args.overrides),
                        preset=args.preset, gpus_per_run=args.gpus_per_run, max_concurrent=args.max_concurrent,
-                       baselines=args.baselines)
+                       baselines=args.baselines, storage=args.storage, track=args.track)
     opts.validate()
     if args.space:
         resolve_space(argparse.Namespace(space=args.space, dataset=None, backbone=None, overrides=args.overrides,

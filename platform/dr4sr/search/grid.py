@@ -68,6 +68,8 @@ class GridOptions:
     gpus_per_run: float = 0.0
     max_concurrent: int | None = None  # runs at once; None = as many as the cluster fits now
     baselines: list[str] = dataclasses.field(default_factory=list)  # data-centric baselines (dr4sr.baselines)
+    storage: str | None = None  # Optuna storage URL of the grid's study (None: <out>/optuna.db)
+    track: str | None = None  # also log every cell to mlflow or wandb
 
     def validate(self) -> None:
         bad = [v for v in self.variants if v not in VARIANTS]
@@ -295,9 +297,16 @@ def run_grid(opts: GridOptions) -> dict:
     seeds = sorted({r.seed for r in runs})
     variants = list(opts.variants) + ([TUNED] if opts.space else [])
     meta = record_plan(out, runs, variants, data, opts)
+    from dr4sr.search.grid_tracking import GridTracking
+
+    tracking = GridTracking(out, opts.storage, opts.track)  # the cells as an Optuna study (and MLflow/W&B runs)
+    tracking.save()
+    tracking.record()  # cells that ended before: a resumed or formerly untracked grid
+    tracking.announce()
 
     def table() -> None:
         write_grid_table(out, meta)
+        tracking.record_quietly()
 
     ensure_ray(dashboard=True)  # the per-cell studies' Train runs need the dashboard's State API
     failed = execute(opts, runs, lambda r: request_fields(opts, r), table)

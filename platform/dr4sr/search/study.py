@@ -7,7 +7,8 @@ Folder layout (`--out DIR`):
                            DIR/tune-2/, ... : the experiments that extended a finished TPE study
   DIR/trials/<trial id>/   trial.json, progress.jsonl, run/ (metrics.json, user_metrics.parquet)
   DIR/results.csv          one row per trial; DIR/best.json; DIR/sweep_<key>.png for grid sweeps;
-  DIR/importance.csv       parameter importance from the stored study; DIR/mlflow.db with --track mlflow
+  DIR/importance.csv       parameter importance from the stored study; DIR/mlflow.db with --track mlflow,
+  DIR/wandb/               with --track wandb (offline runs)
 Trials share one artifact store, so trials that differ only in a late stage reuse the earlier ones.
 """
 from __future__ import annotations
@@ -49,7 +50,7 @@ class StudyOptions:
     driver_resource: str | None = None  # multi-worker trials: their driver takes 0.01 of this (cluster head)
     max_concurrent: int | None = None  # overrides search.max_concurrent
     storage: str | None = None  # Optuna storage URL; overrides search.storage (None: the folder's SQLite)
-    track: str | None = None  # experiment tracker for the trials: mlflow
+    track: str | None = None  # experiment tracker for the trials: mlflow or wandb
     num_trials: int | None = None  # an Optuna study's trials; on --resume, more than before extends it
 
 
@@ -343,6 +344,10 @@ def announce(out: Path, db: StudyDB | None = None, track: str | None = None) -> 
         from dr4sr.search.tracking import tracking_uri
 
         print(f"[study] MLflow: mlflow ui --backend-store-uri {tracking_uri(out)}", flush=True)
+    elif track == "wandb":
+        from dr4sr.search.wandb_tracking import wandb_dir, wandb_mode
+
+        print(f"[study] W&B ({wandb_mode()}): runs under {wandb_dir(out) / 'wandb'}", flush=True)
     try:
         from ray._private.worker import get_dashboard_url  # no public accessor in Ray 2.60
 
