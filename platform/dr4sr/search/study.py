@@ -74,9 +74,11 @@ def extension(out: Path, space: SearchSpace, num_trials: int | None) -> int:
     the same stored Optuna study, whose TPE sampler sees every earlier trial."""
     from dr4sr.search.results import read_study
 
+    if not num_trials or not (out / "study.json").is_file():  # no new count, or a study still to start
+        return 0
     info, rows = read_study(out)
     planned = int(info.get("trials_planned") or 0)
-    if not num_trials or num_trials <= planned:
+    if num_trials <= planned:
         return 0
     if space.search.kind != "optuna":
         raise ConfigError(f"--num-trials: {out} is a grid study, which runs every point of its space")
@@ -278,6 +280,7 @@ class GracefulStop:
     def __init__(self):
         self.signum: int | None = None
         self._saved: dict = {}
+        self._deferred = False  # while Ray starts: record the first signal, raise it afterwards in check()
 
     def __enter__(self) -> "GracefulStop":
         if threading.current_thread() is not threading.main_thread():
@@ -297,8 +300,9 @@ class GracefulStop:
     @contextlib.contextmanager
     def kept_during_ray_init(self):
         """ray.init() replaces the SIGTERM handler with one that raises SystemExit, and code inside it can
-        swallow that exception: the signal was then lost and the study ran on. Ours stays installed, and
-        it records the signal before raising, so `check()` finds it even when the exception is swallowed."""
+        swallow that exception (the signal was then lost and the study ran on) or print it as "Exception
+        ignored" (raised inside an at-fork hook). Ours stays installed and only records a first signal
+        while Ray starts; `check()` raises it once ray.init() returned. A second signal raises at once."""
         import ray._private.utils as ray_utils  # where ray.init() installs its handler (Ray 2.60)
 
         original = getattr(ray_utils, "set_sigterm_handler", None)
@@ -306,10 +310,12 @@ class GracefulStop:
             yield
             return
         ray_utils.set_sigterm_handler = lambda handler: None
+        self._deferred = True
         try:
             yield
         finally:
             ray_utils.set_sigterm_handler = original
+            self._deferred = False
 
     def check(self) -> None:
         """Raise for a signal whose exception was swallowed (raised inside an at-fork hook or a finalizer,
@@ -320,6 +326,8 @@ class GracefulStop:
     def _handle(self, signum, frame) -> None:
         first = self.signum is None
         self.signum = self.signum or signum
+        if first and self._deferred:
+            return
         tune_stop = signal.getsignal(signal.SIGUSR1)
         if first and callable(tune_stop) and tune_stop is not self._saved.get(signal.SIGUSR1):
             tune_stop(signum, frame)  # installed by tuner.fit(): its loop ends after the current step
