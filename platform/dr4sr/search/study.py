@@ -49,6 +49,30 @@ class StudyOptions:
     max_concurrent: int | None = None  # overrides search.max_concurrent
     storage: str | None = None  # Optuna storage URL; overrides search.storage (None: the folder's SQLite)
     track: str | None = None  # experiment tracker for the trials: mlflow
+    out_uri: str | None = None  # --out on s3://: `out` is then this node's working copy of it
+
+
+def out_folder(opts: StudyOptions):
+    """The study folder as an OutFolder (its pull/push do nothing for a local folder)."""
+    from dr4sr.storage.workcopy import OutFolder
+
+    return OutFolder(opts.out_uri or opts.out)
+
+
+def tune_storage(opts: StudyOptions) -> tuple[str, object]:
+    """Tune's (storage_path, storage_filesystem): the study folder itself, or on s3:// the bucket, written
+    directly by Tune through a pyarrow S3FileSystem that knows the endpoint (pyarrow ignores
+    AWS_ENDPOINT_URL); with a custom filesystem the path goes without its scheme."""
+    if not opts.out_uri:
+        return str(Path(opts.out).resolve()), None
+    root = out_folder(opts).remote
+    return f"{root.bucket}/{root.prefix}".rstrip("/"), root.fs
+
+
+def driver_files(rel: str) -> bool:
+    """The files the study's driver writes itself (study.json, optuna.db, the reports), as opposed to the
+    trials' folders (each trial pushes its own) and Tune's experiment (Tune writes it to the bucket)."""
+    return "/" not in rel
 
 
 def smoke_space(space: SearchSpace, dataset_path: str) -> SearchSpace:
@@ -69,7 +93,7 @@ def constants(space: SearchSpace, opts: StudyOptions) -> dict:
     return {"run": {"dataset": space.dataset, "backbone": space.backbone, "variant": space.variant},
             "fixed": space.fixed, "preset": space.preset, "composition": space.composition,
             "workers": space.workers,
-            "store": store, "data_dir": opts.data_dir, "out": str(Path(opts.out).resolve())}
+            "store": store, "data_dir": opts.data_dir, "out": opts.out_uri or str(Path(opts.out).resolve())}
 
 
 def optuna_distributions(space: SearchSpace) -> dict:
@@ -140,6 +164,15 @@ def env_vars(**values: str | None):
                 os.environ[k] = v
 
 
+def sync_callbacks(opts: StudyOptions) -> list:
+    """A study on s3://: after every trial, its folder comes down and the driver's files go up."""
+    if not opts.out_uri:
+        return []
+    from dr4sr.search.recording import OutSync
+
+    return [OutSync(opts.out_uri)]
+
+
 def build_tuner(space: SearchSpace, opts: StudyOptions, callbacks=()):
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
@@ -149,7 +182,7 @@ def build_tuner(space: SearchSpace, opts: StudyOptions, callbacks=()):
     s = space.search
     db = resolve_db(opts.out, space.name, opts.storage or space.search.storage, opts.resume)
     db.create(resume=True, quiet=not verbose())  # run_study refused a new study whose name is taken
-    callbacks = [*callbacks, *record_callbacks(space, db, opts.track, Path(opts.out))]
+    callbacks = [*callbacks, *record_callbacks(space, db, opts.track, Path(opts.out)), *sync_callbacks(opts)]
     scheduler = None
     if s.asha is not None:
         scheduler = ASHAScheduler(time_attr="epoch", max_t=asha_max_t(space),
@@ -168,7 +201,8 @@ def build_tuner(space: SearchSpace, opts: StudyOptions, callbacks=()):
                                   max_concurrent_trials=opts.max_concurrent or s.max_concurrent,
                                   search_alg=search_alg, scheduler=scheduler,
                                   trial_name_creator=trial_dirname, trial_dirname_creator=trial_dirname)
-    run_config = tune.RunConfig(name=EXPERIMENT, storage_path=str(Path(opts.out).resolve()),
+    storage_path, storage_fs = tune_storage(opts)
+    run_config = tune.RunConfig(name=EXPERIMENT, storage_path=storage_path, storage_filesystem=storage_fs,
                                 failure_config=tune.FailureConfig(max_failures=1), callbacks=list(callbacks),
                                 verbose=tune_verbosity())
     return tune.Tuner(trainable(space, opts), param_space=param_space, tune_config=tune_config,
@@ -344,7 +378,9 @@ def run_study(space: SearchSpace, opts: StudyOptions) -> dict:
 
             from dr4sr.train.ray_train import ensure_ray
 
-            restore = opts.resume and tune.Tuner.can_restore(str(exp.resolve()))
+            storage_path, storage_fs = tune_storage(opts)
+            exp_path = f"{storage_path}/{EXPERIMENT}"
+            restore = opts.resume and tune.Tuner.can_restore(exp_path, storage_filesystem=storage_fs)
             if not restore:
                 if exp.exists() and any(exp.iterdir()):
                     hint = ("it has no restorable state yet (killed before the first snapshot): delete it"
@@ -352,6 +388,7 @@ def run_study(space: SearchSpace, opts: StudyOptions) -> dict:
                     raise ConfigError(f"{exp} already holds a study; {hint}, or give a new --out")
                 db.create(resume=opts.resume, quiet=not verbose())  # a taken name: stop before study.json
                 (out / "study.json").write_text(json.dumps(info, indent=2, default=str))
+                out_folder(opts).push("study.json")  # a resume anywhere needs it, even after a SIGKILL
             else:
                 db.create(resume=True, quiet=not verbose())
                 keep_db_info(out, info)
@@ -368,11 +405,12 @@ def run_study(space: SearchSpace, opts: StudyOptions) -> dict:
             progress = StudyProgress(info["trials_planned"], space.objective, str(out.resolve()))
             if restore:
                 print(f"[study] resuming {exp}: finished trials are kept, unfinished ones continue", flush=True)
-                tuner = tune.Tuner.restore(str(exp.resolve()), trainable=trainable(space, opts),
-                                           resume_errored=True)
+                tuner = tune.Tuner.restore(exp_path, trainable=trainable(space, opts), resume_errored=True,
+                                           storage_filesystem=storage_fs)
                 from dr4sr.search.recording import record_callbacks
 
-                fresh_callbacks(tuner, [progress, *record_callbacks(space, db, opts.track, out)])
+                fresh_callbacks(tuner, [progress, *record_callbacks(space, db, opts.track, out),
+                                        *sync_callbacks(opts)])
             else:
                 tuner = build_tuner(space, opts, [progress])
             stop.check()
@@ -391,9 +429,13 @@ def run_study(space: SearchSpace, opts: StudyOptions) -> dict:
         from dr4sr.search.recording import close_stale_trials
 
         close_stale_trials(db)
+    folder = out_folder(opts)
+    folder.push(skip=lambda rel: not driver_files(rel))
+    folder.pull(skip=driver_files)  # trials from other nodes, Tune's records (error files)
     summary = write_study_report(out)
     summary["wall_seconds"] = round(time.time() - started, 1)
     (out / "best.json").write_text(json.dumps(summary, indent=2, default=str))
+    folder.push(skip=lambda rel: rel.startswith(EXPERIMENT + "/"))  # Tune wrote its own to the bucket
     if stop.signum is not None:
         raise cls(f"{what}: {summary['done']} of {summary['planned']} trials finished; {RESUME_HINT}", summary)
     return summary
