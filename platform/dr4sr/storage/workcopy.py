@@ -55,7 +55,7 @@ class OutFolder:
         for page in root.client.get_paginator("list_objects_v2").paginate(Bucket=root.bucket, Prefix=root.key(rel)):
             for o in page.get("Contents", []):
                 name = o["Key"][cut:]
-                if not name.endswith("/") and (not rel or name == rel or name.startswith(rel + "/")):
+                if name and not name.endswith("/") and (not rel or name == rel or name.startswith(rel + "/")):
                     out[name] = (o["Size"], o["ETag"].strip('"'))
         return out
 
