@@ -13,7 +13,9 @@ with one line naming it); `dr4sr store verify` checks every hash.
 The root is a local folder or `s3://bucket/prefix` (dr4sr.storage). On S3, builds still stage in a local
 folder; a commit uploads the files and the manifest last, and readers download an artifact once into
 this node's cache folder (checked against every size and hash), so `Artifact.path` is always local.
-One builder per id: the file lock per id on this node, plus a leased claim object in the bucket.
+One builder per id: the file lock per id on this node, plus a leased claim object in the bucket. A
+resumable build also saves its checkpoints to the bucket's staging area (`ArtifactWriter.save_progress`),
+so the next builder of the id resumes from them on any node.
 """
 from __future__ import annotations
 
@@ -341,11 +343,13 @@ class ArtifactWriter:
     remote: Any = None  # a remote store's root, for a resumable build's saved progress
     held: Any = None  # that build's claim
 
-    def save_progress(self, rel: str) -> None:
-        """Copy one file of a resumable build (a checkpoint, `rel` inside `dir`) to the bucket's staging
-        area, where a build of this id resumed on another node finds it. Nothing to do on a local store
-        (the staging folder is there already). A builder that lost its claim stops here."""
+    def save_progress(self, path: str | Path) -> None:
+        """Copy one file of a resumable build (a checkpoint inside `dir`) to the bucket's staging area,
+        where a build of this id resumed on another node finds it. Nothing to do on a local store (the
+        staging folder is there already). A builder that lost its claim stops here."""
         if self.remote is None:
             return
         self.held.check()
-        self.remote.upload(self.dir / rel, f"{self.stage}/{STAGING_PREFIX}{self.id}/{rel}")
+        path = self.dir / path
+        rel = path.resolve().relative_to(self.dir.resolve()).as_posix()
+        self.remote.upload(path, f"{self.stage}/{STAGING_PREFIX}{self.id}/{rel}")

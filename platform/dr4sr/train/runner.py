@@ -152,9 +152,7 @@ def cached_train(store: ArtifactStore, cfg: RunConfig, splits: Splits, sequences
     def build(w) -> None:
         # the staging folder is this id's: a checkpoint there is a killed run of this very config; on an
         # s3:// store each checkpoint also goes to the bucket, so a run moved to another node resumes
-        def keep(path: Path) -> None:
-            w.save_progress(path.relative_to(w.dir).as_posix())
-
+        keep = w.save_progress
         try:
             metrics = train_stage(cfg, w.dir, splits, sequences, workers=workers, gpus=gpus,
                                   resume=(w.dir / "checkpoints" / CHECKPOINT_NAME).exists(),
