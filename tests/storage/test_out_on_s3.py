@@ -20,23 +20,14 @@ DR4SR = str(Path(sys.executable).parent / "dr4sr")
 SECRET = "dr4sr-test-secret-5f1c9e"  # moto accepts any key; this one must never be written anywhere
 
 
-def listing(s3, uri: str) -> dict[str, bytes]:
-    bucket, _, prefix = uri[len("s3://"):].partition("/")
-    out = {}
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/"):
-        for o in page.get("Contents", []):
-            out[o["Key"][len(prefix) + 1:]] = s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
-    return out
-
-
 def node_env(tmp_path: Path, node: str) -> dict:
     """This process's S3 environment with its own cache folder: one "node"."""
     return {**os.environ, "DR4SR_CACHE": str(tmp_path / f"cache-{node}")}
 
 
-def no_secret(s3, *uris: str) -> None:
+def no_secret(objects, *uris: str) -> None:
     for uri in uris:
-        leaks = [k for k, body in listing(s3, uri).items() if SECRET.encode() in body]
+        leaks = [k for k, body in objects(uri).items() if SECRET.encode() in body]
         assert not leaks, leaks
 
 
@@ -47,7 +38,7 @@ def secret_env(s3_env, monkeypatch):
 
 
 @pytest.mark.slow  # two runs of a tiny grid, each with its own Ray: ~1.5 min on a loaded 2-core machine
-def test_grid_on_s3_reruns_nothing_finished_and_reports_status(secret_env, bucket, s3, tiny_dataset, tmp_path,
+def test_grid_on_s3_reruns_nothing_finished_and_reports_status(secret_env, bucket, objects, tiny_dataset, tmp_path,
                                                                monkeypatch):
     store, out = bucket, bucket.replace("/artifacts", "/grid")
     args = [DR4SR, "grid", "--out", out, "--store", store, "--smoke-test", "--datasets", str(tiny_dataset),
@@ -55,24 +46,24 @@ def test_grid_on_s3_reruns_nothing_finished_and_reports_status(secret_env, bucke
     code, stdout, stderr = OwnRayProcess(args, node_env(tmp_path, "a")).finish(timeout=600)
     assert code == 0, stderr[-3000:]
     assert "0 of 2 runs already finished (kept); 2 to run" in stdout
-    objects = listing(s3, out)
+    found = objects(out)
     for variant in ("backbone", "pattern"):
-        metrics = json.loads(objects[f"tiny/sasrec/{variant}-seed0/metrics.json"])
+        metrics = json.loads(found[f"tiny/sasrec/{variant}-seed0/metrics.json"])
         assert "ndcg@20" in metrics["test"]
-        assert f"tiny/sasrec/{variant}-seed0/user_metrics.parquet" in objects
-    status = json.loads(objects["status.json"])
+        assert f"tiny/sasrec/{variant}-seed0/user_metrics.parquet" in found
+    status = json.loads(found["status.json"])
     assert {k: v["state"] for k, v in status["runs"].items()} == \
         {"tiny/sasrec/backbone/seed 0": "finished", "tiny/sasrec/pattern/seed 0": "finished"}
     assert status["pid"] is None  # the driver closed it
-    assert json.loads(objects["grid.json"])["variants"] == ["backbone", "pattern"]
-    assert b"pattern" in objects["table3.md"] and "table3.csv" in objects and "table3.tex" in objects
-    first = {k: v for k, v in objects.items() if k.endswith("metrics.json")}
+    assert json.loads(found["grid.json"])["variants"] == ["backbone", "pattern"]
+    assert b"pattern" in found["table3.md"] and "table3.csv" in found and "table3.tex" in found
+    first = {k: v for k, v in found.items() if k.endswith("metrics.json")}
 
     # another node, empty working copy and cache: the rerun finds both runs finished in the bucket
     code, stdout, stderr = OwnRayProcess(args, node_env(tmp_path, "b")).finish(timeout=600)
     assert code == 0, stderr[-3000:]
     assert "2 of 2 runs already finished (kept); 0 to run" in stdout
-    assert {k: v for k, v in listing(s3, out).items() if k.endswith("metrics.json")} == first
+    assert {k: v for k, v in objects(out).items() if k.endswith("metrics.json")} == first
 
     code, stdout, stderr = OwnRayProcess([DR4SR, "grid", "--out", out, "--status"],
                                          node_env(tmp_path, "c")).finish(timeout=300)
@@ -81,7 +72,7 @@ def test_grid_on_s3_reruns_nothing_finished_and_reports_status(secret_env, bucke
     monkeypatch.setenv("DR4SR_CACHE", str(tmp_path / "cache-c"))
     copy = OutFolder(out).local
     assert (copy / "status.json").is_file() and not list(copy.rglob("*.parquet"))  # --status: JSON records only
-    no_secret(s3, out, store)
+    no_secret(objects, out, store)
 
 
 SPACE = """\
@@ -96,7 +87,8 @@ dimensions:
 
 
 @pytest.mark.slow  # two smoke studies (2 trials, then 1), each with its own Ray: ~2-3 min on a loaded machine
-def test_study_on_s3_is_interrupted_and_resumed_on_another_node(secret_env, bucket, s3, tiny_dataset, tmp_path):
+def test_study_on_s3_is_interrupted_and_resumed_on_another_node(secret_env, bucket, s3, objects, tiny_dataset,
+                                                                tmp_path):
     store, out = bucket, bucket.replace("/artifacts", "/study")
     space = tmp_path / "space.yaml"
     space.write_text(SPACE)
@@ -116,23 +108,24 @@ def test_study_on_s3_is_interrupted_and_resumed_on_another_node(secret_env, buck
     assert code == 130, stderr[-3000:]
     done = int(re.search(r"interrupted: (\d) of 2 trials finished", stderr).group(1))
     assert done == 1, stderr
-    objects = listing(s3, out)
-    assert any(k.startswith("tune/experiment_state-") for k in objects)  # Tune wrote its state to the bucket
-    assert "tune/tuner.pkl" in objects and "study.json" in objects and "optuna.db" in objects
-    assert json.loads(objects["study.json"])["interrupted"] == "SIGINT"
-    finished = {k.split("/")[1]: v for k, v in objects.items() if k.endswith("/run/metrics.json")}
+    found = objects(out)
+    assert any(k.startswith("tune/experiment_state-") for k in found)  # Tune wrote its state to the bucket
+    assert "tune/tuner.pkl" in found and "study.json" in found and "optuna.db" in found
+    assert json.loads(found["study.json"])["interrupted"] == "SIGINT"
+    finished = {k.split("/")[1]: v for k, v in found.items() if k.endswith("/run/metrics.json")}
     assert len(finished) == 1
 
     # node b: an empty working copy and artifact cache; everything comes from the bucket
     code, stdout, stderr = OwnRayProcess([*args, "--resume"], node_env(tmp_path, "b")).finish(timeout=600)
     assert code == 0, stderr[-3000:]
     assert "study space: 2 of 2 trials finished" in stdout
-    objects = listing(s3, out)
-    again = {k.split("/")[1]: v for k, v in objects.items() if k.endswith("/run/metrics.json")}
+    assert f"[study] TensorBoard: tensorboard --logdir {out}/tune" in stdout.splitlines()
+    found = objects(out)
+    again = {k.split("/")[1]: v for k, v in found.items() if k.endswith("/run/metrics.json")}
     assert len(again) == 2 and {k: again[k] for k in finished} == finished  # the finished trial was kept
-    trials = {k.split("/")[1] for k in objects if k.startswith("trials/") and k.endswith("/trial.json")}
+    trials = {k.split("/")[1] for k in found if k.startswith("trials/") and k.endswith("/trial.json")}
     assert len(trials) == 2  # no third trial: the interrupted one continued under its own id
-    rows = objects["results.csv"].decode().splitlines()
-    assert len(rows) == 3 and "interrupted" not in json.loads(objects["study.json"])
-    assert "best.json" in objects and "sweep_regenerate_gamma.png" in objects
-    no_secret(s3, out, store)
+    rows = found["results.csv"].decode().splitlines()
+    assert len(rows) == 3 and "interrupted" not in json.loads(found["study.json"])
+    assert "best.json" in found and "sweep_regenerate_gamma.png" in found
+    no_secret(objects, out, store)

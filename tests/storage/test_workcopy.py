@@ -8,22 +8,13 @@ from dr4sr.artifacts import STAGING_PREFIX, ArtifactStore
 from dr4sr.storage.workcopy import OutFolder
 
 
-def objects(s3, uri: str) -> dict[str, bytes]:
-    bucket, _, prefix = uri[len("s3://"):].partition("/")
-    out = {}
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/"):
-        for o in page.get("Contents", []):
-            out[o["Key"][len(prefix) + 1:]] = s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
-    return out
-
-
 def test_a_local_folder_is_used_as_it_is(tmp_path):
     folder = OutFolder(str(tmp_path / "grid"))
     assert folder.local == tmp_path / "grid" and folder.remote is None
     assert folder.pull() == 0 and folder.push() == 0 and folder.sync_note() is None
 
 
-def test_push_then_a_fresh_node_pulls_the_same_files(bucket, s3, tmp_path, monkeypatch):
+def test_push_then_a_fresh_node_pulls_the_same_files(bucket, s3, objects, tmp_path, monkeypatch):
     uri = bucket.replace("/artifacts", "/grid")
     a = OutFolder(uri)
     assert str(a.local).startswith(str(tmp_path / "cache"))
@@ -33,7 +24,7 @@ def test_push_then_a_fresh_node_pulls_the_same_files(bucket, s3, tmp_path, monke
     (a.local / "runs" / "x" / "model.pt").write_bytes(b"w" * 1000)
     assert a.push() == 3
     assert a.push() == 0  # nothing changed: nothing uploaded
-    assert objects(s3, uri) == {"grid.json": b'{"runs": 1}', "runs/x/metrics.json": b'{"test": {}}',
+    assert objects(uri) == {"grid.json": b'{"runs": 1}', "runs/x/metrics.json": b'{"test": {}}',
                                 "runs/x/model.pt": b"w" * 1000}
 
     monkeypatch.setenv("DR4SR_CACHE", str(tmp_path / "node2"))
@@ -55,7 +46,7 @@ def test_push_then_a_fresh_node_pulls_the_same_files(bucket, s3, tmp_path, monke
     assert s3.head_object(Bucket=bucket_name, Key=f"{prefix}/grid.json")["Metadata"] == {"md5": md5}
 
 
-def test_push_with_delete_removes_what_the_owner_no_longer_has(bucket, s3, tmp_path):
+def test_push_with_delete_removes_what_the_owner_no_longer_has(bucket, objects, tmp_path):
     uri = bucket.replace("/artifacts", "/study")
     f = OutFolder(uri)
     trial = f.local / "trials" / "t1"
@@ -67,10 +58,11 @@ def test_push_with_delete_removes_what_the_owner_no_longer_has(bucket, s3, tmp_p
     f.push()
     (trial / "ended.json").unlink()  # a resumed trial runs again
     f.push("trials/t1", delete=True)
-    assert sorted(objects(s3, uri)) == ["trials/t1/progress.jsonl", "trials/t10/trial.json"]  # t10 untouched
+    assert sorted(objects(uri)) == ["trials/t1/progress.jsonl", "trials/t10/trial.json"]  # t10 untouched
 
 
-def test_a_killed_builds_checkpoint_is_resumed_from_the_bucket_on_another_node(bucket, s3, tmp_path, monkeypatch):
+def test_a_killed_builds_checkpoint_is_resumed_from_the_bucket_on_another_node(bucket, objects, tmp_path,
+                                                                                monkeypatch):
     def killed(w):
         (w.dir / "checkpoints").mkdir()
         (w.dir / "checkpoints" / "last.pt").write_bytes(b"epoch 3")
@@ -82,7 +74,7 @@ def test_a_killed_builds_checkpoint_is_resumed_from_the_bucket_on_another_node(b
         store.get_or_create("train", {"lr": 1}, {"splits": "s"}, killed, resumable=True)
     except KeyboardInterrupt:
         pass
-    staged = [k for k in objects(s3, bucket) if STAGING_PREFIX in k]
+    staged = [k for k in objects(bucket) if STAGING_PREFIX in k]
     assert len(staged) == 1 and staged[0].endswith("/checkpoints/last.pt")
 
     monkeypatch.setenv("DR4SR_CACHE", str(tmp_path / "node2"))  # another node: nothing local
@@ -95,4 +87,4 @@ def test_a_killed_builds_checkpoint_is_resumed_from_the_bucket_on_another_node(b
     art = ArtifactStore(bucket).get_or_create("train", {"lr": 1}, {"splits": "s"}, resumed, resumable=True)
     assert seen == [(True, b"epoch 3")]
     assert (art.path / "model.pt").read_bytes() == b"best"
-    assert not [k for k in objects(s3, bucket) if STAGING_PREFIX in k]  # committed: the progress is gone
+    assert not [k for k in objects(bucket) if STAGING_PREFIX in k]  # committed: the progress is gone

@@ -184,7 +184,6 @@ def cmd_grid(args) -> int:
 
     folder = out_folder_of(args.out)  # a grid on s3://: its working copy, brought up to date here
     out = folder.local
-    require_folders(out=out, store=args.store)
     if args.status:
         from dr4sr.search.grid_status import format_status
 
@@ -204,6 +203,7 @@ def cmd_grid(args) -> int:
         print(f"exported {len(copied)} of {len(runs)} runs to {args.export}; wrote " + ", ".join(map(str, written)))
         return 0
 
+    require_folders(out=out, store=args.store)
     opts = GridOptions(out, args.backbones, args.datasets, args.variants, args.seeds, args.store,
                        args.data_dir, args.smoke_test, args.space, parse_overrides(args.overrides),
                        preset=args.preset, gpus_per_run=args.gpus_per_run, max_concurrent=args.max_concurrent,

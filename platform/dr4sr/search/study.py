@@ -313,10 +313,11 @@ class GracefulStop:
         self._env.__exit__(None, None, None)
 
 
-def announce(out: Path, db: StudyDB | None = None, track: str | None = None) -> None:
+def announce(out: Path, db: StudyDB | None = None, track: str | None = None, out_uri: str | None = None) -> None:
     """Where to watch the study: TensorBoard, the Optuna dashboard, MLflow and, for a local Ray, Ray's
     dashboard."""
-    print(f"[study] TensorBoard: tensorboard --logdir {out.resolve() / EXPERIMENT}", flush=True)
+    logdir = f"{out_uri}/{EXPERIMENT}" if out_uri else out.resolve() / EXPERIMENT  # Tune's events are there
+    print(f"[study] TensorBoard: tensorboard --logdir {logdir}", flush=True)
     if db is not None:
         print(f"[study] Optuna study {db.name!r} in {db.url}: dr4sr dashboard {out}", flush=True)
     if track == "mlflow":
@@ -401,10 +402,11 @@ def run_study(space: SearchSpace, opts: StudyOptions) -> dict:
             stop.rearm()
             stop.check()
             check_fits(space, opts)
-            announce(out, db, opts.track)
+            announce(out, db, opts.track, opts.out_uri)
             progress = StudyProgress(info["trials_planned"], space.objective, str(out.resolve()))
             if restore:
-                print(f"[study] resuming {exp}: finished trials are kept, unfinished ones continue", flush=True)
+                print(f"[study] resuming {opts.out_uri + '/' + EXPERIMENT if opts.out_uri else exp}: finished "
+                      f"trials are kept, unfinished ones continue", flush=True)
                 tuner = tune.Tuner.restore(exp_path, trainable=trainable(space, opts), resume_errored=True,
                                            storage_filesystem=storage_fs)
                 from dr4sr.search.recording import record_callbacks
