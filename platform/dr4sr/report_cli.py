@@ -93,9 +93,21 @@ def check_args(args) -> None:
 
 
 def cmd_report(args) -> int:
+    from dr4sr.storage import is_uri
+
+    folder = None
+    if args.folder and is_uri(args.folder):  # a study or grid kept in a bucket: its working copy
+        from dr4sr.storage.workcopy import OutFolder
+
+        folder = OutFolder(args.folder)
+        folder.pull(skip=lambda rel: rel.endswith(".pt"))  # the weights are never read
+        args.folder = str(folder.local)
     check_args(args)
     if args.folder:
-        return report_folder(args.folder)
+        code = report_folder(args.folder)
+        if folder is not None:
+            folder.push(recursive=False)  # the rewritten tables and figures
+        return code
     if not args.run:
         raise ConfigError("dr4sr report: give a study/grid FOLDER, or --baseline DIR... and --run NAME=DIR,...")
     groups = [parse_group(s) for s in args.run]

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from procs import OwnRayProcess
 
+from dr4sr.cli import main
 from dr4sr.storage.workcopy import OutFolder
 
 DR4SR = str(Path(sys.executable).parent / "dr4sr")
@@ -39,7 +40,7 @@ def secret_env(s3_env, monkeypatch):
 
 @pytest.mark.slow  # two runs of a tiny grid, each with its own Ray: ~1.5 min on a loaded 2-core machine
 def test_grid_on_s3_reruns_nothing_finished_and_reports_status(secret_env, bucket, objects, tiny_dataset, tmp_path,
-                                                               monkeypatch):
+                                                               monkeypatch, capsys):
     store, out = bucket, bucket.replace("/artifacts", "/grid")
     args = [DR4SR, "grid", "--out", out, "--store", store, "--smoke-test", "--datasets", str(tiny_dataset),
             "--backbones", "sasrec", "--variants", "backbone", "pattern", "--seeds", "0", "--max-concurrent", "1"]
@@ -72,6 +73,9 @@ def test_grid_on_s3_reruns_nothing_finished_and_reports_status(secret_env, bucke
     monkeypatch.setenv("DR4SR_CACHE", str(tmp_path / "cache-c"))
     copy = OutFolder(out).local
     assert (copy / "status.json").is_file() and not list(copy.rglob("*.parquet"))  # --status: JSON records only
+    assert main(["report", out]) == 0  # the report reads the runs from the bucket
+    assert "pattern" in capsys.readouterr().out
+    assert len(list(copy.rglob("user_metrics.parquet"))) == 2 and not list(copy.rglob("*.pt"))
     no_secret(objects, out, store)
 
 

@@ -88,3 +88,12 @@ def test_a_killed_builds_checkpoint_is_resumed_from_the_bucket_on_another_node(b
     assert seen == [(True, b"epoch 3")]
     assert (art.path / "model.pt").read_bytes() == b"best"
     assert not [k for k in objects(bucket) if STAGING_PREFIX in k]  # committed: the progress is gone
+
+
+def test_an_unreachable_bucket_is_one_line(s3_env, capsys):
+    from dr4sr.cli import main
+
+    assert main(["grid", "--out", "s3://no-such-bucket-dr4sr/grid", "--status"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("dr4sr: error: --out s3://no-such-bucket-dr4sr/grid: cannot list it (")
+    assert "NoSuchBucket" in err[0]

@@ -49,14 +49,22 @@ class OutFolder:
 
     def _remote_files(self, rel: str) -> dict[str, tuple[int, str]]:
         """{path relative to the folder: (size, ETag)} of every object at or under `rel`."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
         root = self.remote
         cut = len(root.key("")) if root.prefix else 0
         out = {}
-        for page in root.client.get_paginator("list_objects_v2").paginate(Bucket=root.bucket, Prefix=root.key(rel)):
-            for o in page.get("Contents", []):
-                name = o["Key"][cut:]
-                if name and not name.endswith("/") and (not rel or name == rel or name.startswith(rel + "/")):
-                    out[name] = (o["Size"], o["ETag"].strip('"'))
+        try:
+            for page in root.client.get_paginator("list_objects_v2").paginate(Bucket=root.bucket,
+                                                                              Prefix=root.key(rel)):
+                for o in page.get("Contents", []):
+                    name = o["Key"][cut:]
+                    if name and not name.endswith("/") and (not rel or name == rel or name.startswith(rel + "/")):
+                        out[name] = (o["Size"], o["ETag"].strip('"'))
+        except (ClientError, BotoCoreError) as exc:  # no such bucket, no permission, no endpoint: one line
+            from dr4sr.errors import ConfigError
+
+            raise ConfigError(f"--out {self.uri}: cannot list it ({exc})") from None
         return out
 
     def _same(self, rel: str, path: Path, size: int, etag: str) -> bool:
