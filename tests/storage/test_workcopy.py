@@ -42,6 +42,10 @@ def test_push_then_a_fresh_node_pulls_the_same_files(bucket, s3, objects, tmp_pa
     (a.local / "grid.json").write_text('{"runs": 2}')  # same size, other bytes: the MD5 tells them apart
     assert a.push("grid.json") == 1 and b.pull() == 2  # grid.json changed, model.pt was skipped before
     assert (b.local / "grid.json").read_text() == '{"runs": 2}'
+    (b.local / "runs" / "x" / "stale.json").write_text("{}")  # not in the bucket (e.g. deleted there)
+    assert b.pull(skip=lambda rel: rel.endswith(".pt")) == 0 and (b.local / "runs" / "x" / "stale.json").exists()
+    b.pull(skip=lambda rel: rel.endswith(".pt"), delete=True)
+    assert not (b.local / "runs" / "x" / "stale.json").exists() and (b.local / "runs" / "x" / "model.pt").exists()
     md5 = hashlib.md5(b'{"runs": 2}').hexdigest()
     assert s3.head_object(Bucket=bucket_name, Key=f"{prefix}/grid.json")["Metadata"] == {"md5": md5}
 

@@ -99,7 +99,7 @@ def study_from_args(args):
     space = resolve_space(args)
     check_datasets(space, args.data_dir, download=not args.dry_run,
                    where="--dataset" if args.dataset else f"{space.path}: dataset")
-    folder.pull()  # a study on s3://: its working copy as the bucket has it (nothing for a local folder)
+    folder.pull(delete=True)  # a study on s3://: its working copy as the bucket has it (nothing for a local one)
     check_study_folder(folder.local, args.resume, space.name, args.smoke_test)
     opts = StudyOptions(folder.local, args.store, args.data_dir, args.smoke_test, args.resume,
                         gpus_per_trial=args.gpus_per_trial, driver_resource=args.driver_resource,
@@ -190,7 +190,7 @@ def cmd_grid(args) -> int:
         folder.pull(skip=lambda rel: not (rel.endswith(".json") and rel.count("/") in (0, 3)))  # no run files
         print(format_status(out, planned_runs(out)))
         return 0
-    folder.pull(skip=weights)
+    folder.pull(skip=weights, delete=not args.export)  # the driver starts: the bucket is the record
     if args.export:
         import json
 

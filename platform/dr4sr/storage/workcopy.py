@@ -76,12 +76,21 @@ class OutFolder:
         head = self.remote.client.head_object(Bucket=self.remote.bucket, Key=self.remote.key(rel))
         return head.get("Metadata", {}).get("md5") == local  # an ETag that is not the MD5 (SSE-KMS)
 
-    def pull(self, rel: str = "", skip: Skip = lambda rel: False) -> int:
-        """Download what under `rel` differs from the working copy; returns how many files came down."""
+    def pull(self, rel: str = "", skip: Skip = lambda rel: False, delete: bool = False) -> int:
+        """Download what under `rel` differs from the working copy; returns how many files came down. With
+        `delete`, also remove working-copy files the bucket does not have (e.g. a folder deleted from the
+        bucket to start over): only when no other process on this node writes the folder."""
         if self.remote is None:
             return 0
         n = 0
-        for name, (size, etag) in self._remote_files(rel).items():
+        remote = self._remote_files(rel)
+        base = self.local / rel if rel else self.local
+        if delete and base.is_dir():
+            for path in sorted(base.rglob("*")):
+                name = path.relative_to(self.local).as_posix()
+                if path.is_file() and name not in remote and not skip(name):
+                    path.unlink()
+        for name, (size, etag) in remote.items():
             path = self.local / name
             if skip(name) or self._same(name, path, size, etag):
                 continue
