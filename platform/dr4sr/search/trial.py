@@ -67,13 +67,18 @@ def run_trial(config: dict) -> None:
     rel = f"trials/{trial_id}"
     out = folder.local / rel
     out.mkdir(parents=True, exist_ok=True)
-    try:
-        _run(req, point, trial_id, out)
-    finally:  # this trial's folder is its own: the bucket gets it as it is now, stale files removed
+
+    def upload() -> None:  # this trial's folder is its own: the bucket gets it as it is now, stale files removed
         folder.push(rel, delete=True)
 
+    try:
+        _run(req, point, trial_id, out, upload)
+    except BaseException:
+        upload()
+        raise
 
-def _run(req: RunRequest, point: dict, trial_id: str, out: Path) -> None:
+
+def _run(req: RunRequest, point: dict, trial_id: str, out: Path, upload) -> None:
     from ray import tune
 
     (out / "trial.json").write_text(json.dumps({"trial_id": trial_id, "point": point, "dataset": req.dataset,
@@ -85,6 +90,8 @@ def _run(req: RunRequest, point: dict, trial_id: str, out: Path) -> None:
                           log=lambda msg: print(f"[{trial_id}] {msg}", flush=True))
     # the final result: the run's best-epoch validation (whose weights were tested); also sent when the
     # train artifact was reused and no epoch was reported. FINISHED marks it: Tune sets its own `done`
-    # on the result at which ASHA stops a trial too
+    # on the result at which ASHA stops a trial too. The folder goes up first: Tune may end the trial's
+    # process at this final result
+    upload()
     tune.report({"epoch": int(metrics["epochs"]), "done": 1, FINISHED: 1,
                  **{f"valid_{k}": float(v) for k, v in metrics["valid"].items()}})
