@@ -5,7 +5,7 @@
         [--seeds 0 1 2] [--space search_spaces/tpe_regen.yaml] [--smoke-test] [--gpus-per-run 0.25]
 
 Backbones x datasets x variants x seeds, each run a Ray task; resubmitting the same command resumes
-(finished run folders are kept). `--out` must be an absolute path every node sees: it holds
+(finished run folders are kept). `--out` must be an absolute path every node sees, or s3://bucket/prefix: it holds
 <dataset>/<backbone>/<variant>-seed<S> and table3.md/.tex/.csv, rewritten as runs finish.
 """
 from __future__ import annotations

@@ -6,7 +6,8 @@
         [--dataset D] [--backbone B] [--smoke-test] [--resume] [--dry-run] [--gpus-per-trial 0.25] [--verbose]
 
 `--out` must be an absolute path on storage every node sees (Tune's storage and the trial folders live
-there). Resubmit with `--resume` after `ray job stop` or a lost head: finished trials are not rerun.
+there), or s3://bucket/prefix (docs/SCALING.md). Resubmit with `--resume` after `ray job stop` or a lost
+head: finished trials are not rerun.
 """
 from __future__ import annotations
 
@@ -29,9 +30,9 @@ def main(argv: list[str] | None = None, command: str = "tune") -> int:
     parser = argparse.ArgumentParser(prog=f"jobs/{command}.py")
     (add_tune_args if command == "tune" else add_grid_args)(parser)
     args = parser.parse_args(argv)
-    if not os.path.isabs(args.out):
+    if not (os.path.isabs(args.out) or args.out.startswith("s3://")):
         parser.error(f"--out must be an absolute path outside the working dir (Ray deletes the working dir copy "
-                     f"after the job), got {args.out!r}")
+                     f"after the job) or s3://bucket/prefix, got {args.out!r}")
     prog = f"jobs/{command}.py"
     print(f"{prog}: dr4sr from {os.path.dirname(cli.__file__)}", flush=True)
     if getattr(args, "verbose", False):

@@ -59,6 +59,18 @@ def test_relative_out_is_rejected(tmp_path):
     assert "--out must be an absolute path" in proc.stderr
 
 
+def test_an_s3_out_passes_the_jobs_path_check(tmp_path):
+    """A study or grid folder in a bucket is reachable from every node: the job takes it (here only the
+    argument check runs: the unreachable endpoint then stops the dry run, which joins no Ray, with one line)."""
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+           "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_MAX_ATTEMPTS": "1",
+           "DR4SR_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.run([sys.executable, "jobs/grid.py", "--out", "s3://b/grid", "--dry-run"], cwd=REPO,
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert "--out must be" not in proc.stderr
+    assert proc.returncode == 2 and "--out s3://b/grid: cannot list it" in proc.stderr, proc.stderr[-2000:]
+
+
 def test_working_dir_upload_is_small_and_excludes_venv_and_artifacts():
     """Pack the repo with Ray's own working_dir packer: .gitignore/.rayignore keep .venv, .git, runs out."""
     from ray._private.runtime_env.packaging import _zip_files

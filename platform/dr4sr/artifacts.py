@@ -13,7 +13,9 @@ with one line naming it); `dr4sr store verify` checks every hash.
 The root is a local folder or `s3://bucket/prefix` (dr4sr.storage). On S3, builds still stage in a local
 folder; a commit uploads the files and the manifest last, and readers download an artifact once into
 this node's cache folder (checked against every size and hash), so `Artifact.path` is always local.
-One builder per id: the file lock per id on this node, plus a leased claim object in the bucket.
+One builder per id: the file lock per id on this node, plus a leased claim object in the bucket. A
+resumable build also saves its checkpoints to the bucket's staging area (`ArtifactWriter.save_progress`),
+so the next builder of the id resumes from them on any node.
 """
 from __future__ import annotations
 
@@ -257,6 +259,9 @@ class ArtifactStore:
             self._clear_leftovers(stage, aid)
             if staging.exists() and not resumable:
                 shutil.rmtree(staging)
+            if resumable and self.remote is not None:
+                writer.remote, writer.held = self.remote, held
+                self._fetch_staging(stage, aid, staging)
             writer.resumed = staging.exists()
             staging.mkdir(parents=True, exist_ok=True)
             started = time.time()
@@ -294,6 +299,13 @@ class ArtifactStore:
         if self.observer is not None:
             self.observer(event, stage, aid)
 
+    def _fetch_staging(self, stage: str, aid: str, staging: Path) -> None:
+        """A resumable build on a remote store continues from what the last builder of this id saved to
+        the bucket's staging area (its checkpoints), on whichever node that builder ran."""
+        rel = f"{stage}/{STAGING_PREFIX}{aid}"
+        for name in self.remote.list_files(rel):
+            self.remote.download(f"{rel}/{name}", staging / name)
+
     def _commit(self, writer: "ArtifactWriter", manifest: dict, final: Path, held: Any = None) -> None:
         """manifest.json last, then one rename: the artifact appears complete or not at all. A remote
         store gets the files first and the manifest last; the local folder becomes the cached copy."""
@@ -306,6 +318,8 @@ class ArtifactStore:
 
             publish(self.remote, writer.dir, f"{writer.stage}/{writer.id}", held.check)
             self._remote_bad.pop((writer.stage, writer.id), None)
+            # the saved progress of the build is no longer needed (a killed build's would be resumed)
+            self.remote.delete_dir(f"{writer.stage}/{STAGING_PREFIX}{writer.id}", first=MANIFEST)
         if final.exists():  # without a good manifest it is never trusted: an old crash's leftover, or damaged
             shutil.rmtree(final)
         os.rename(writer.dir, final)
@@ -326,3 +340,16 @@ class ArtifactWriter:
     artifact: Artifact | None = None
     reused: bool = False  # another process finished it while this one waited for the lock
     resumed: bool = False  # the staging folder held a killed build's files (resumable stages)
+    remote: Any = None  # a remote store's root, for a resumable build's saved progress
+    held: Any = None  # that build's claim
+
+    def save_progress(self, path: str | Path) -> None:
+        """Copy one file of a resumable build (a checkpoint inside `dir`) to the bucket's staging area,
+        where a build of this id resumed on another node finds it. Nothing to do on a local store (the
+        staging folder is there already). A builder that lost its claim stops here."""
+        if self.remote is None:
+            return
+        self.held.check()
+        path = self.dir / path
+        rel = path.resolve().relative_to(self.dir.resolve()).as_posix()
+        self.remote.upload(path, f"{self.stage}/{STAGING_PREFIX}{self.id}/{rel}")

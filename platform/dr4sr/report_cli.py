@@ -101,9 +101,21 @@ def check_args(args) -> None:
 
 
 def cmd_report(args) -> int:
+    from dr4sr.storage import is_uri
+
+    folder = None
+    if args.folder and is_uri(args.folder):  # a study or grid kept in a bucket: its working copy
+        from dr4sr.storage.workcopy import OutFolder
+
+        folder = OutFolder(args.folder)
+        folder.pull(skip=lambda rel: rel.endswith(".pt"))  # the weights are never read
+        args.folder = str(folder.local)
     check_args(args)
     if args.folder:
-        return report_folder(args.folder, args.seeds if args.retrain_best else None)
+        code = report_folder(args.folder, args.seeds if args.retrain_best else None)
+        if folder is not None:
+            folder.push(recursive=False)  # the rewritten tables and figures
+        return code
     if args.retrain_best:
         raise ConfigError("dr4sr report --retrain-best: give a study FOLDER")
     if not args.run:

@@ -6,17 +6,13 @@ import csv
 import json
 import os
 import re
-import shutil
 import signal
-import subprocess
 import sys
-import tempfile
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
-from procs import pids_mentioning
+from procs import OwnRayProcess
 from ray import tune
 
 from dr4sr.search.results import write_study_report
@@ -192,41 +188,15 @@ TRIAL_LINE = re.compile(r"\[study\] (\d)/3 \w+ finished: regenerate\.gamma=[\d.]
 SMOKE = "smoke test (4 epochs): not a result"
 
 
-class TuneProcess:
-    """`dr4sr tune --smoke-test` in its own session and its own Ray temp folder (never the machine's
-    /tmp/ray), its leftovers killed by that folder's name."""
+class TuneProcess(OwnRayProcess):
+    """`dr4sr tune --smoke-test` on a 3-trial gamma grid, with its own Ray."""
 
     def __init__(self, tmp_path, dataset, out, *extra):
         space = tmp_path / "space.yaml"
         space.write_text("dataset: beauty\nbackbone: sasrec\nvariant: dr4sr\nset: {regen.k: 2}\n"
                          "search: {kind: grid}\ndimensions:\n  regenerate.gamma: {grid: [0.0, 0.5, 1.0]}\n")
-        self.temp = tempfile.mkdtemp(prefix="dr4sr-rt-", dir="/tmp")  # short: Ray's sockets live there
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-        env.update(RAY_USAGE_STATS_ENABLED="0", RAY_TMPDIR=self.temp)
-        self.proc = subprocess.Popen(
-            [DR4SR, "tune", "--space", str(space), "--dataset", str(dataset), "--out", str(out),
-             "--store", str(tmp_path / "store"), "--smoke-test", *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
-
-    def wait_for(self, condition, timeout=600):
-        deadline = time.time() + timeout
-        while not condition():
-            if self.proc.poll() is not None:
-                pytest.fail(f"dr4sr tune ended first ({self.proc.returncode}): {self.proc.communicate()}")
-            if time.time() > deadline:
-                pytest.fail("timed out waiting for the study")
-            time.sleep(0.2)
-
-    def finish(self, timeout=900):
-        try:
-            out, err = self.proc.communicate(timeout=timeout)
-        finally:
-            if self.proc.poll() is None:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            for pid in pids_mentioning(self.temp):
-                os.kill(pid, signal.SIGKILL)
-            shutil.rmtree(self.temp, ignore_errors=True)
-        return self.proc.returncode, out, err
+        super().__init__([DR4SR, "tune", "--space", str(space), "--dataset", str(dataset), "--out", str(out),
+                          "--store", str(tmp_path / "store"), "--smoke-test", *extra])
 
 
 

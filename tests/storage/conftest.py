@@ -52,3 +52,16 @@ def s3(s3_env):
     import boto3
 
     return boto3.client("s3", endpoint_url=s3_env, region_name="us-east-1")
+
+
+@pytest.fixture
+def objects(s3):
+    """`objects(uri)`: {key relative to the URI's prefix: bytes} of every object under `s3://bucket/prefix`."""
+    def read(uri: str) -> dict[str, bytes]:
+        bucket, _, prefix = uri[len("s3://"):].partition("/")
+        out = {}
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/"):
+            for o in page.get("Contents", []):
+                out[o["Key"][len(prefix) + 1:]] = s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
+        return out
+    return read

@@ -22,6 +22,7 @@ def test_run_smoke_through_s3_and_reuse_from_a_fresh_node(tiny_dataset, bucket, 
     stages = {k.split("/")[1] for k in keys if k.endswith("/manifest.json")}
     assert {"mine", "pretrain", "regenerate", "train"} <= stages
     assert not [k for k in keys if "/.claims/" in k]  # every claim released
+    assert not [k for k in keys if "/.staging-" in k]  # the checkpoints saved to the bucket went at commit
 
     monkeypatch.setenv("DR4SR_CACHE", str(tmp_path / "node2"))
     assert main(["run", "--out", str(tmp_path / "again"), *common]) == 0

@@ -171,13 +171,14 @@ def pretrain_fit(inp: PretrainInput, ctx: LoopContext, log: Callable[[str], None
 
 
 def pretrain_local(inp: PretrainInput, resume: bool = False, log: Callable[[str], None] = print,
-                   gpus: bool = False) -> dict:
+                   gpus: bool = False, on_checkpoint: Callable[[Path], None] = lambda path: None) -> dict:
+    """`on_checkpoint(path)` after each epoch checkpoint is written (e.g. to copy it to the bucket)."""
     ckpt = inp.checkpoint_dir
     state = None
     if resume and ckpt and (Path(ckpt) / CHECKPOINT_NAME).exists():
         state = load_checkpoint(Path(ckpt) / CHECKPOINT_NAME)
     ctx = LoopContext(resolve_device("cuda" if gpus else inp.cfg.device),
-                      checkpoint_fn=(lambda e, rec, st: save_checkpoint(ckpt, st)) if ckpt else None,
+                      checkpoint_fn=(lambda e, rec, st: on_checkpoint(save_checkpoint(ckpt, st))) if ckpt else None,
                       resume_state=state)
     return pretrain_fit(inp, ctx, log)
 

@@ -125,7 +125,8 @@ def pretrain_stage(splits: Splits, cfg: RegenPipelineConfig, store: ArtifactStor
         if workers > 1:
             out = pretrain_ray(inp, workers, gpus, str((w.dir / "ray").resolve()), resume_state)
         else:
-            out = pretrain_local(inp, resume=resume_state is not None, log=log, gpus=gpus)
+            out = pretrain_local(inp, resume=resume_state is not None, log=log, gpus=gpus,  # s3://: to the bucket
+                                 on_checkpoint=w.save_progress)
         metrics = {**out["metrics"], "num_items": splits.num_items, "wall_seconds": time.time() - started,
                    "workers": workers}
         for scratch in ("checkpoints", "ray"):

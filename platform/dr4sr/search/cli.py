@@ -109,29 +109,43 @@ def study_from_args(args):
     from dr4sr.search.study import SMOKE_USERS, StudyOptions, check_study_folder, smoke_space
     from dr4sr.search.validate import check_datasets
 
-    require_folders(out=args.out, store=args.store)
+    folder = out_folder_of(args.out)
+    require_folders(out=folder.local, store=args.store)
     space = resolve_space(args)
     check_datasets(space, args.data_dir, download=not args.dry_run,
                    where="--dataset" if args.dataset else f"{space.path}: dataset")
-    check_study_folder(Path(args.out), args.resume, space.name, args.smoke_test)
+    folder.pull(delete=True)  # a study on s3://: its working copy as the bucket has it (nothing for a local one)
+    check_study_folder(folder.local, args.resume, space.name, args.smoke_test)
     if args.num_trials and space.search.kind != "optuna":
         raise ConfigError(f"--num-trials: {space.path} is a grid space, which runs every point of its dimensions")
     if args.num_trials and args.resume:
         from dr4sr.search.study import extension
 
-        extension(Path(args.out), space, args.num_trials)  # an unfinished study stops here, before any work
-    opts = StudyOptions(Path(args.out), args.store, args.data_dir, args.smoke_test, args.resume,
+        extension(folder.local, space, args.num_trials)  # an unfinished study stops here, before any work
+    opts = StudyOptions(folder.local, args.store, args.data_dir, args.smoke_test, args.resume,
                         gpus_per_trial=args.gpus_per_trial, driver_resource=args.driver_resource,
                         max_concurrent=args.max_concurrent, storage=args.storage, track=args.track,
-                        num_trials=args.num_trials)
+                        num_trials=args.num_trials, out_uri=folder.uri if folder.remote else None)
     if args.smoke_test:
         data = space.dataset  # a dry run writes nothing, so it lists the space on the full dataset
         if not args.dry_run:
-            data = str(sample_dataset(space.dataset, Path(args.out) / "data", SMOKE_USERS, args.data_dir).resolve())
+            data = str(sample_dataset(space.dataset, folder.local / "data", SMOKE_USERS, args.data_dir).resolve())
+            folder.push("data")  # trials on other nodes read the sample from their working copy
         space = smoke_space(space, data)
     if args.num_trials and not args.resume:  # a new study: the given count, after the smoke cap
         space = dataclasses.replace(space, search=dataclasses.replace(space.search, num_trials=args.num_trials))
     return space, opts
+
+
+def out_folder_of(spec: str):
+    """--out as an OutFolder (a local folder, or a working copy of s3://...), with a line that says where
+    the working copy of a remote one is."""
+    from dr4sr.storage.workcopy import OutFolder
+
+    folder = OutFolder(spec)
+    if folder.remote is not None:
+        print(f"[out] {folder.sync_note()}", flush=True)
+    return folder
 
 
 def cmd_tune(args) -> int:
@@ -189,32 +203,36 @@ def add_grid_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_grid(args) -> int:
-    from dr4sr.search.grid import GridOptions, finished, label, plan, planned_runs, run_grid
+    from dr4sr.paths import require_folders
+    from dr4sr.search.grid import GridOptions, finished, label, plan, planned_runs, run_grid, weights
 
+    folder = out_folder_of(args.out)  # a grid on s3://: its working copy, brought up to date here
+    out = folder.local
     if args.status:
         from dr4sr.search.grid_status import format_status
 
-        print(format_status(Path(args.out), planned_runs(Path(args.out))))
+        folder.pull(skip=lambda rel: not (rel.endswith(".json") and rel.count("/") in (0, 3)))  # no run files
+        print(format_status(out, planned_runs(out)))
         return 0
+    folder.pull(skip=weights, delete=not args.export)  # the driver starts: the bucket is the record
     if args.export:
         import json
 
         from dr4sr.search.grid import write_grid_table
         from dr4sr.search.grid_status import export_records
 
-        runs = planned_runs(Path(args.out))
-        copied = export_records(Path(args.out), runs, Path(args.export))
-        written = write_grid_table(Path(args.export), json.loads((Path(args.out) / "grid.json").read_text()))
+        runs = planned_runs(out)
+        copied = export_records(out, runs, Path(args.export))
+        written = write_grid_table(Path(args.export), json.loads((out / "grid.json").read_text()))
         print(f"exported {len(copied)} of {len(runs)} runs to {args.export}; wrote " + ", ".join(map(str, written)))
         return 0
 
-    from dr4sr.paths import require_folders
-
-    require_folders(out=args.out, store=args.store)
-    opts = GridOptions(Path(args.out), args.backbones, args.datasets, args.variants, args.seeds, args.store,
+    require_folders(out=out, store=args.store)
+    opts = GridOptions(out, args.backbones, args.datasets, args.variants, args.seeds, args.store,
                        args.data_dir, args.smoke_test, args.space, parse_overrides(args.overrides),
                        preset=args.preset, gpus_per_run=args.gpus_per_run, max_concurrent=args.max_concurrent,
-                       baselines=args.baselines, storage=args.storage, track=args.track)
+                       baselines=args.baselines, storage=args.storage, track=args.track,
+                       out_uri=folder.uri if folder.remote else None)
     opts.validate()
     if args.space:
         resolve_space(argparse.Namespace(space=args.space, dataset=None, backbone=None, overrides=args.overrides,

@@ -70,6 +70,13 @@ class GridOptions:
     baselines: list[str] = dataclasses.field(default_factory=list)  # data-centric baselines (dr4sr.baselines)
     storage: str | None = None  # Optuna storage URL of the grid's study (None: <out>/optuna.db)
     track: str | None = None  # also log every cell to mlflow or wandb
+    out_uri: str | None = None  # --out on s3://: `out` is then this node's working copy of it
+
+    def folder(self):
+        """The grid folder as an OutFolder (its pull/push do nothing for a local folder)."""
+        from dr4sr.storage.workcopy import OutFolder
+
+        return OutFolder(self.out_uri or self.out)
 
     def validate(self) -> None:
         bad = [v for v in self.variants if v not in VARIANTS]
@@ -143,8 +150,27 @@ def leads(runs: list[GridRun]) -> dict[str, GridRun]:
     return out
 
 
-def _run_one(fields: dict, run_dir: str, seed: int) -> dict:
-    """Ray task body: one pipeline (or baseline) run; returns what the progress line shows."""
+def weights(rel: str) -> bool:
+    """Files a grid folder's working copy leaves in the bucket: the runs' weights (tables never read them)."""
+    return rel.endswith(".pt")
+
+
+def _run_one(fields: dict, run_dir: str, seed: int, out_uri: str | None = None) -> dict:
+    """Ray task body: one pipeline (or baseline) run; returns what the progress line shows. With the grid
+    on s3://, `run_dir` is relative: the run goes to this node's working copy and then to the bucket."""
+    if out_uri is None:
+        return _run_in(fields, run_dir, seed)
+    from dr4sr.storage.workcopy import OutFolder
+
+    folder = OutFolder(out_uri)
+    folder.pull("data")  # a smoke test's samples, when this task runs on another node
+    try:
+        return _run_in(fields, str(folder.local / run_dir), seed)
+    finally:  # the run folder is this task's own
+        folder.push(run_dir, delete=True)
+
+
+def _run_in(fields: dict, run_dir: str, seed: int) -> dict:
     label = f"{Path(run_dir).parent.name}/{Path(run_dir).name}"
     log = lambda msg: print(f"[{label}] {msg}", flush=True)  # noqa: E731
     if fields["variant"] == BASELINE_VARIANT:
@@ -197,8 +223,12 @@ def execute(opts: GridOptions, runs: list[GridRun], fields_of, on_done, label: s
                                         max_retries=RUN_RETRIES, retry_exceptions=False)
     first = leads(todo)
     limit = slots(opts)
-    status = StatusFile(opts.out, label, runs, limit)
+    folder = opts.folder()
+    status = StatusFile(opts.out, label, runs, limit, on_write=lambda path: folder.push(path.name))
     pending, failed, eta = {}, [], Eta(len(todo), label)
+
+    def where(r: GridRun) -> str:  # on s3://, tasks get the run's folder relative to the grid's
+        return r.dir(Path("")).as_posix() if opts.out_uri else str(r.dir(opts.out))
 
     def ready(r: GridRun) -> bool:
         lead = first.get(r.dataset)
@@ -209,7 +239,7 @@ def execute(opts: GridOptions, runs: list[GridRun], fields_of, on_done, label: s
             nxt = next((r for r in todo if ready(r) and r not in pending.values()), None)
             if nxt is None:
                 return
-            pending[task.remote(fields_of(nxt), str(nxt.dir(opts.out)), nxt.seed)] = nxt
+            pending[task.remote(fields_of(nxt), where(nxt), nxt.seed, opts.out_uri)] = nxt
             status.started(nxt)
 
     fill()
@@ -217,6 +247,7 @@ def execute(opts: GridOptions, runs: list[GridRun], fields_of, on_done, label: s
         (ref,), _ = ray.wait(list(pending), num_returns=1)
         r = pending.pop(ref)
         todo.remove(r)
+        folder.pull(r.dir(Path("")).as_posix(), skip=weights)  # it may have run on another node
         try:
             out = ray.get(ref)
             eta.step(f"runs ({r.label}: test N@20 {out['ndcg@20']:.4f}, {out['epochs']} epochs)")
@@ -304,9 +335,14 @@ def run_grid(opts: GridOptions) -> dict:
     tracking.record()  # cells that ended before: a resumed or formerly untracked grid
     tracking.announce()
 
+    folder = opts.folder()
+    folder.push("grid.json")
+    folder.push("data")
+
     def table() -> None:
         write_grid_table(out, meta)
         tracking.record_quietly()
+        folder.push(recursive=False)  # table3.*, the figures
 
     ensure_ray(dashboard=True)  # the per-cell studies' Train runs need the dashboard's State API
     failed = execute(opts, runs, lambda r: request_fields(opts, r), table)
@@ -315,6 +351,7 @@ def run_grid(opts: GridOptions) -> dict:
 
         failed += tune_cells(opts, data, seeds, table)
     table()
+    folder.push(skip=weights)  # whatever else the driver wrote (the cells' studies)
     summary = {"runs": len(runs), "failed": failed, "wall_seconds": round(time.time() - started, 1),
                "table": str(out / "table3.md")}
     print((out / "table3.md").read_text(), flush=True)

@@ -30,8 +30,9 @@ def read_json(path: Path) -> dict:
 class StatusFile:
     """The driver's side: records when each run starts and ends, keeping earlier drivers' records."""
 
-    def __init__(self, out: Path, label: str, runs: list, slots: int | None):
+    def __init__(self, out: Path, label: str, runs: list, slots: int | None, on_write=None):
         self.path = Path(out) / (STATUS_NAME if label == "grid" else f"status-{label}.json")
+        self.on_write = on_write  # (path): e.g. push it to the bucket of a grid on s3://
         old = read_json(self.path).get("runs", {})
         for rec in old.values():
             if rec.get("state") == "running":  # its driver is gone: this one replaces it
@@ -43,6 +44,8 @@ class StatusFile:
     def _flush(self) -> None:
         self.data["updated"] = time.time()
         atomic_write_text(self.path, json.dumps(self.data, indent=2))
+        if self.on_write is not None:
+            self.on_write(self.path)
 
     def started(self, run) -> None:
         self.data["runs"][run.label] = {"state": "running", "started": time.time()}

@@ -151,6 +151,30 @@ class GridRecorder(Callback):
             intermediate_values=values, user_attrs=trial_attrs(self.db.out, trial.trial_id, error)))
 
 
+class OutSync(Callback):
+    """A study whose folder is on s3:// (dr4sr.storage.workcopy): when a trial ends, its folder comes down
+    (it may have run on another node, which pushed it) and the driver's own files (study.json, the stored
+    study, the trial's ended.json) go up, so the bucket holds every finished trial even if the driver is killed next."""
+
+    def __init__(self, uri: str):
+        self.uri = uri
+
+    def _sync(self, trial) -> None:
+        from dr4sr.search.study import driver_files
+        from dr4sr.storage.workcopy import OutFolder
+
+        folder, rel = OutFolder(self.uri), f"trials/{trial.trial_id}"
+        folder.pull(rel)
+        folder.push(rel)  # with the driver's ended.json
+        folder.push(skip=lambda rel: not driver_files(rel), recursive=False)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._sync(trial)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._sync(trial)
+
+
 def record_callbacks(space: SearchSpace, db: StudyDB, track: str | None, out: Path) -> list:
     """Callbacks that record trials: into the stored study (grid; TPE's searcher does it), a tracker."""
     from dr4sr.search.study import optuna_distributions

@@ -51,6 +51,7 @@ class StudyOptions:
     max_concurrent: int | None = None  # overrides search.max_concurrent
     storage: str | None = None  # Optuna storage URL; overrides search.storage (None: the folder's SQLite)
     track: str | None = None  # experiment tracker for the trials: mlflow or wandb
+    out_uri: str | None = None  # --out on s3://: `out` is then this node's working copy of it
     num_trials: int | None = None  # an Optuna study's trials; on --resume, more than before extends it
 
 
@@ -89,6 +90,29 @@ def extension(out: Path, space: SearchSpace, num_trials: int | None) -> int:
     return num_trials - planned
 
 
+def out_folder(opts: StudyOptions):
+    """The study folder as an OutFolder (its pull/push do nothing for a local folder)."""
+    from dr4sr.storage.workcopy import OutFolder
+
+    return OutFolder(opts.out_uri or opts.out)
+
+
+def tune_storage(opts: StudyOptions) -> tuple[str, object]:
+    """Tune's (storage_path, storage_filesystem): the study folder itself, or on s3:// the bucket, written
+    directly by Tune through a pyarrow S3FileSystem that knows the endpoint (pyarrow ignores
+    AWS_ENDPOINT_URL); with a custom filesystem the path goes without its scheme."""
+    if not opts.out_uri:
+        return str(Path(opts.out).resolve()), None
+    root = out_folder(opts).remote
+    return f"{root.bucket}/{root.prefix}".rstrip("/"), root.fs
+
+
+def driver_files(rel: str) -> bool:
+    """The files the study's driver writes itself (study.json, optuna.db, the reports), as opposed to the
+    trials' folders (each trial pushes its own) and Tune's experiment (Tune writes it to the bucket)."""
+    return "/" not in rel
+
+
 def smoke_space(space: SearchSpace, dataset_path: str) -> SearchSpace:
     """A few trials of a few epochs on a user sample, tiny stage budgets: checks the path in minutes."""
     target = {**{k: v for k, v in SMOKE_TRAIN.items() if k != "train"},  # e.g. DR4SR+'s short warm-up
@@ -107,7 +131,7 @@ def constants(space: SearchSpace, opts: StudyOptions) -> dict:
     return {"run": {"dataset": space.dataset, "backbone": space.backbone, "variant": space.variant},
             "fixed": space.fixed, "preset": space.preset, "composition": space.composition,
             "workers": space.workers,
-            "store": store, "data_dir": opts.data_dir, "out": str(Path(opts.out).resolve())}
+            "store": store, "data_dir": opts.data_dir, "out": opts.out_uri or str(Path(opts.out).resolve())}
 
 
 def optuna_distributions(space: SearchSpace) -> dict:
@@ -178,6 +202,15 @@ def env_vars(**values: str | None):
                 os.environ[k] = v
 
 
+def sync_callbacks(opts: StudyOptions) -> list:
+    """A study on s3://: after every trial, its folder comes down and the driver's files go up."""
+    if not opts.out_uri:
+        return []
+    from dr4sr.search.recording import OutSync
+
+    return [OutSync(opts.out_uri)]
+
+
 def build_tuner(space: SearchSpace, opts: StudyOptions, callbacks=(), experiment: str = EXPERIMENT):
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
@@ -187,7 +220,7 @@ def build_tuner(space: SearchSpace, opts: StudyOptions, callbacks=(), experiment
     s = space.search
     db = resolve_db(opts.out, space.name, opts.storage or space.search.storage, opts.resume)
     db.create(resume=True, quiet=not verbose())  # run_study refused a new study whose name is taken
-    callbacks = [*callbacks, *record_callbacks(space, db, opts.track, Path(opts.out))]
+    callbacks = [*callbacks, *record_callbacks(space, db, opts.track, Path(opts.out)), *sync_callbacks(opts)]
     scheduler = None
     if s.asha is not None:
         scheduler = ASHAScheduler(time_attr="epoch", max_t=asha_max_t(space),
@@ -206,7 +239,8 @@ def build_tuner(space: SearchSpace, opts: StudyOptions, callbacks=(), experiment
                                   max_concurrent_trials=opts.max_concurrent or s.max_concurrent,
                                   search_alg=search_alg, scheduler=scheduler,
                                   trial_name_creator=trial_dirname, trial_dirname_creator=trial_dirname)
-    run_config = tune.RunConfig(name=experiment, storage_path=str(Path(opts.out).resolve()),
+    storage_path, storage_fs = tune_storage(opts)
+    run_config = tune.RunConfig(name=experiment, storage_path=storage_path, storage_filesystem=storage_fs,
                                 failure_config=tune.FailureConfig(max_failures=1), callbacks=list(callbacks),
                                 verbose=tune_verbosity())
     return tune.Tuner(trainable(space, opts), param_space=param_space, tune_config=tune_config,
@@ -342,10 +376,12 @@ class GracefulStop:
         self._env.__exit__(None, None, None)
 
 
-def announce(out: Path, db: StudyDB | None = None, track: str | None = None) -> None:
+def announce(out: Path, db: StudyDB | None = None, track: str | None = None, out_uri: str | None = None) -> None:
     """Where to watch the study: TensorBoard, the Optuna dashboard, MLflow and, for a local Ray, Ray's
     dashboard."""
-    print(f"[study] TensorBoard: tensorboard --logdir {current_experiment(out).resolve()}", flush=True)
+    name = current_experiment(out).name
+    logdir = f"{out_uri}/{name}" if out_uri else out.resolve() / name  # Tune's events are there
+    print(f"[study] TensorBoard: tensorboard --logdir {logdir}", flush=True)
     if db is not None:
         print(f"[study] Optuna study {db.name!r} in {db.url}: dr4sr dashboard {out}", flush=True)
     if track == "mlflow":
@@ -400,6 +436,9 @@ def run_study(space: SearchSpace, opts: StudyOptions) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     exp = current_experiment(out)
     extra = extension(out, space, opts.num_trials) if opts.resume else 0
+    if extra and opts.out_uri:  # its experiments live in the bucket, which experiments() does not list
+        raise ConfigError(f"{opts.out_uri}: extending a finished study on s3:// is not supported; copy the "
+                          "study to a local --out (or start a new study with --storage on the same database)")
     if extra:  # a new experiment beside the finished ones; the stored study keeps their trials
         exp = out / f"{EXPERIMENT}-{len(experiments(out)) + 1}"
         s = space.search
@@ -417,7 +456,9 @@ def run_study(space: SearchSpace, opts: StudyOptions) -> dict:
 
             from dr4sr.train.ray_train import ensure_ray
 
-            restore = opts.resume and not extra and tune.Tuner.can_restore(str(exp.resolve()))
+            storage_path, storage_fs = tune_storage(opts)
+            exp_path = f"{storage_path}/{exp.name}"
+            restore = opts.resume and not extra and tune.Tuner.can_restore(exp_path, storage_filesystem=storage_fs)
             if extra:
                 db.create(resume=True, quiet=not verbose())
                 keep_db_info(out, info)
@@ -433,6 +474,7 @@ def run_study(space: SearchSpace, opts: StudyOptions) -> dict:
                     raise ConfigError(f"{exp} already holds a study; {hint}, or give a new --out")
                 db.create(resume=opts.resume, quiet=not verbose())  # a taken name: stop before study.json
                 (out / "study.json").write_text(json.dumps(info, indent=2, default=str))
+                out_folder(opts).push("study.json")  # a resume anywhere needs it, even after a SIGKILL
             else:
                 db.create(resume=True, quiet=not verbose())
                 keep_db_info(out, info)
@@ -446,15 +488,17 @@ def run_study(space: SearchSpace, opts: StudyOptions) -> dict:
             stop.rearm()
             stop.check()
             check_fits(space, opts)
-            announce(out, db, opts.track)
+            announce(out, db, opts.track, opts.out_uri)
             progress = StudyProgress(extra or info["trials_planned"], space.objective, str(out.resolve()))
             if restore:
-                print(f"[study] resuming {exp}: finished trials are kept, unfinished ones continue", flush=True)
-                tuner = tune.Tuner.restore(str(exp.resolve()), trainable=trainable(space, opts),
-                                           resume_errored=True)
+                print(f"[study] resuming {opts.out_uri + '/' + EXPERIMENT if opts.out_uri else exp}: finished "
+                      f"trials are kept, unfinished ones continue", flush=True)
+                tuner = tune.Tuner.restore(exp_path, trainable=trainable(space, opts), resume_errored=True,
+                                           storage_filesystem=storage_fs)
                 from dr4sr.search.recording import record_callbacks
 
-                fresh_callbacks(tuner, [progress, *record_callbacks(space, db, opts.track, out)])
+                fresh_callbacks(tuner, [progress, *record_callbacks(space, db, opts.track, out),
+                                        *sync_callbacks(opts)])
             else:
                 tuner = build_tuner(space, opts, [progress], exp.name)
             stop.check()
@@ -473,9 +517,13 @@ def run_study(space: SearchSpace, opts: StudyOptions) -> dict:
         from dr4sr.search.recording import close_stale_trials
 
         close_stale_trials(db)
+    folder = out_folder(opts)
+    folder.push(skip=lambda rel: not driver_files(rel))
+    folder.pull(skip=driver_files)  # trials from other nodes, Tune's records (error files)
     summary = write_study_report(out)
     summary["wall_seconds"] = round(time.time() - started, 1)
     (out / "best.json").write_text(json.dumps(summary, indent=2, default=str))
+    folder.push(skip=lambda rel: rel.startswith(EXPERIMENT + "/"))  # Tune wrote its own to the bucket
     if stop.signum is not None:
         raise cls(f"{what}: {summary['done']} of {summary['planned']} trials finished; {RESUME_HINT}", summary)
     return summary

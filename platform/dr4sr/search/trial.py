@@ -13,6 +13,7 @@ from pathlib import Path
 from dr4sr.pipeline import RunRequest, run_variant
 from dr4sr.search.results import ENDED
 from dr4sr.search.space import apply_point
+from dr4sr.storage.workcopy import OutFolder
 
 STUDY_KEY = "_study"  # the constants every trial gets in its config (the rest is the point)
 FINISHED = "run_finished"  # in the final result only: the run ended on its own (not stopped by ASHA)
@@ -61,8 +62,25 @@ def run_trial(config: dict) -> None:
     study = config[STUDY_KEY]
     req, point = trial_request(config)
     trial_id = tune.get_context().get_trial_id()
-    out = Path(study["out"]) / "trials" / trial_id
+    folder = OutFolder(study["out"])  # on s3://, this node's working copy of the study folder
+    folder.pull("data")  # a smoke test's data sample, when this trial runs on another node
+    rel = f"trials/{trial_id}"
+    out = folder.local / rel
     out.mkdir(parents=True, exist_ok=True)
+
+    def upload() -> None:  # this trial's folder is its own: the bucket gets it as it is now, stale files removed
+        folder.push(rel, delete=True)
+
+    try:
+        _run(req, point, trial_id, out, upload)
+    except BaseException:
+        upload()
+        raise
+
+
+def _run(req: RunRequest, point: dict, trial_id: str, out: Path, upload) -> None:
+    from ray import tune
+
     (out / "trial.json").write_text(json.dumps({"trial_id": trial_id, "point": point, "dataset": req.dataset,
                                                 "backbone": req.backbone, "variant": req.variant}, indent=2))
     progress = out / "progress.jsonl"
@@ -72,6 +90,8 @@ def run_trial(config: dict) -> None:
                           log=lambda msg: print(f"[{trial_id}] {msg}", flush=True))
     # the final result: the run's best-epoch validation (whose weights were tested); also sent when the
     # train artifact was reused and no epoch was reported. FINISHED marks it: Tune sets its own `done`
-    # on the result at which ASHA stops a trial too
+    # on the result at which ASHA stops a trial too. The folder goes up first: Tune may end the trial's
+    # process at this final result
+    upload()
     tune.report({"epoch": int(metrics["epochs"]), "done": 1, FINISHED: 1,
                  **{f"valid_{k}": float(v) for k, v in metrics["valid"].items()}})

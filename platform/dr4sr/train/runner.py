@@ -76,9 +76,11 @@ def train_stage(cfg: RunConfig, out_dir: str | Path, splits: Splits | None = Non
                 sequences: Sequence[np.ndarray] | None = None, row_weights: np.ndarray | None = None,
                 workers: int = 1, gpus: bool = False, resume: bool = False, store_root: str | None = None,
                 extra_metrics: dict | None = None, log=print, row_sources: Sequence[str] | None = None,
-                on_epoch=None) -> dict:
+                on_epoch=None, on_checkpoint=None) -> dict:
     """Train `cfg.backbone` on `sequences` (default: the original training sequences) and test it.
-    `on_epoch(record)` gets every epoch's record (epoch, loss, valid_*), on the driver."""
+    `on_epoch(record)` gets every epoch's record (epoch, loss, valid_*), on the driver;
+    `on_checkpoint(path)` each epoch checkpoint once written (single-process training only: with Ray
+    Train, rank 0 writes it on its own node)."""
     extension = enabled_extension(cfg)  # e.g. DR4SR+; an enabled one whose room is not loaded stops here
     splits = splits or prepare_splits(cfg)  # bad data stops before anything is written
     out = check_writable(out_dir)
@@ -95,6 +97,10 @@ def train_stage(cfg: RunConfig, out_dir: str | Path, splits: Splits | None = Non
     started = time.time()
     if gpus and not torch.cuda.is_available():
         raise DR4SRError("--gpus: no CUDA device is visible to this process")
+    def checkpointed(path: Path) -> None:
+        if on_checkpoint is not None:
+            on_checkpoint(path)
+
     if use_ray_train(workers):
         from dr4sr.train.ray_train import run_ray_train
 
@@ -105,7 +111,7 @@ def train_stage(cfg: RunConfig, out_dir: str | Path, splits: Splits | None = Non
                                on_epoch=on_epoch)
     else:  # one worker: the plain loop in this process, on the GPU with --gpus; Ray never starts
         ctx = LoopContext(resolve_device("cuda" if gpus else cfg.train.device),
-                          checkpoint_fn=lambda epoch, rec, state: save_checkpoint(ckpt_dir, state),
+                          checkpoint_fn=lambda epoch, rec, state: checkpointed(save_checkpoint(ckpt_dir, state)),
                           resume_state=resume_state, on_epoch=on_epoch)
         result = run_worker(inp, ctx)
     metrics = dict(result["metrics"])
@@ -147,18 +153,20 @@ def cached_train(store: ArtifactStore, cfg: RunConfig, splits: Splits, sequences
         return found
 
     def build(w) -> None:
-        # the staging folder is this id's: a checkpoint there is a killed run of this very config
+        # the staging folder is this id's: a checkpoint there is a killed run of this very config; on an
+        # s3:// store each checkpoint also goes to the bucket, so a run moved to another node resumes
+        keep = w.save_progress
         try:
             metrics = train_stage(cfg, w.dir, splits, sequences, workers=workers, gpus=gpus,
                                   resume=(w.dir / "checkpoints" / CHECKPOINT_NAME).exists(),
                                   store_root=store.uri, log=log, row_sources=row_sources,
-                                  on_epoch=on_epoch)
+                                  on_epoch=on_epoch, on_checkpoint=keep)
         except CheckpointError as exc:
             log(f"discarding the unreadable checkpoint of a killed run ({exc}); training from scratch")
             shutil.rmtree(w.dir / "checkpoints", ignore_errors=True)
             metrics = train_stage(cfg, w.dir, splits, sequences, workers=workers, gpus=gpus,
                                   store_root=store.uri, log=log, row_sources=row_sources,
-                                  on_epoch=on_epoch)
+                                  on_epoch=on_epoch, on_checkpoint=keep)
         for scratch in ("checkpoints", "ray"):  # the artifact keeps only the best weights
             shutil.rmtree(w.dir / scratch, ignore_errors=True)
         w.info["test"] = metrics["test"]
