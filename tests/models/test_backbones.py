@@ -30,8 +30,7 @@ def test_train_one_epoch_and_evaluate(backbone, tiny_dataset, tmp_path):
     cfg = build_run_config(backbone, str(tiny_dataset),
                            {"train": {"max_epochs": 1, "patience": 1, "batch_size": 64, "device": "cpu"}})
     splits = prepare_splits(cfg)
-    metrics = train_stage(cfg, tmp_path / "out", splits=splits, store_root=str(tmp_path / "store"),
-                          log=lambda *a: None)
+    metrics = train_stage(cfg, tmp_path / "out", splits=splits, log=lambda *a: None)
     assert metrics["epochs"] == 1 and metrics["best_epoch"] == 0
     loss = metrics["history"][0]["loss"]
     # BCE with one negative starts near 2 ln 2; CE over 40 items (bert4rec's default) near ln 40
