@@ -72,7 +72,7 @@ def format_plan(title: str, plan: list[PlannedStage], store: ArtifactStore, ids:
     lines = [f"plan: {title}: {len(plan)} stage(s), {cached} cached (store {store.root})"]
     for i, p in enumerate(plan, 1):
         state = {"cached": "cached", "resume": "resumes its killed run", "run": "to run"}[p.state]
-        where = f"{p.stage}/{p.id or '(id once its rows are composed)'}  " if ids else ""
+        where = f"{p.stage}/{p.id or '(id known once the init rows are composed)'}  " if ids else ""
         lines.append(f"  [{i}/{len(plan)}] {p.label:32} {where}{state}{'; ' + p.estimate if p.estimate else ''}")
     return "\n".join(lines)
 
