@@ -28,3 +28,15 @@ def test_dry_run_prints_every_id_and_builds_nothing(tiny_dataset, tmp_path, caps
     assert main(["compare", "--dataset", str(tiny_dataset), "--out", str(tmp_path / "c"), "--store", str(store),
                  "--smoke-test", "--variants", "backbone", "pattern", "dr4sr", "--dry-run"]) == 0
     assert "8 stage(s), 0 cached" in capsys.readouterr().out
+
+
+def test_stages_whose_id_waits_for_their_rows_merge_too(tiny_dataset, tmp_path):
+    runs = [prepare_run(RunRequest(str(tiny_dataset), variant=v, smoke_test=True, store_root=str(tmp_path / "s"),
+                                   preset="paper-era"), tmp_path / v) for v in ("pattern", "dr4sr", "constant")]
+    plan = plan_graphs([r.graph for r in runs], runs[0].store, runs[0].splits.fingerprint)
+    # mine, the pattern rows (pattern's and both inits'), pattern's target; then the init, pretrain,
+    # regenerate and the dr4sr rows once for dr4sr and constant (ids unknown until the rows exist), two targets
+    assert [p.stage for p in plan] == ["mine", "compose", "train", "train", "pretrain", "regenerate", "compose",
+                                       "train", "train"]
+    assert [p.id is None for p in plan] == [False, False, False] + [True] * 6
+    assert [len(p.nodes) for p in plan] == [3, 3, 1, 2, 2, 2, 2, 1, 1]

@@ -31,13 +31,11 @@ def plan_graphs(graphs: list[StageGraph], store: ArtifactStore, fingerprint: str
     out: list[PlannedStage] = []
     by_id: dict[tuple, PlannedStage] = {}
     for node in (node for graph in graphs for node in graph.order()):
-        aid = stage_id(node, store)
-        if aid is not None and (node.kind, aid) in by_id:
-            by_id[(node.kind, aid)].nodes.append(node)
+        aid, key = stage_id(node, store), merge_key(node, store)
+        if key in by_id:
+            by_id[key].nodes.append(node)
             continue
-        p = PlannedStage(node.label, node.kind, aid, nodes=[node])
-        if aid is not None:
-            by_id[(node.kind, aid)] = p
+        p = by_id[key] = PlannedStage(node.label, node.kind, aid, nodes=[node])
         if aid is not None and store.get(node.kind, aid) is not None:
             p.state = "cached"
         else:
@@ -46,6 +44,16 @@ def plan_graphs(graphs: list[StageGraph], store: ArtifactStore, fingerprint: str
             p.estimate = estimate(store, node.kind, fingerprint, p.label)
         out.append(p)
     return out
+
+
+def merge_key(node, store: ArtifactStore) -> tuple:
+    """What makes two graphs' stages one artifact: the id, or for a stage whose id is not known yet, its
+    kind, config slice and its inputs' merge keys."""
+    aid = stage_id(node, store)
+    if aid is not None:
+        return node.kind, aid
+    inputs = tuple(sorted((name, merge_key(dep, store)) for name, dep in node.inputs.items()))
+    return node.kind, json.dumps(node.key(), sort_keys=True, default=str), inputs
 
 
 def estimate(store: ArtifactStore, stage: str, fingerprint: str, label: str) -> str:
