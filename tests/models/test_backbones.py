@@ -46,7 +46,7 @@ def test_train_one_epoch_and_evaluate(backbone, tiny_dataset, tmp_path):
     assert metrics["train_rows"] == expected_rows
     assert (tmp_path / "out" / "metrics.json").exists()
     # run bare (no stage graph), a backbone that needs an item graph gets it built by the worker, not stored
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "tiny.txt"]
 
 
 @pytest.mark.parametrize("backbone", ALL)
