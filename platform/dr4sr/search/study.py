@@ -16,6 +16,7 @@ import dataclasses
 import json
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -262,6 +263,24 @@ class GracefulStop:
         if self.signum is not None:
             raise Terminated() if self.signum == signal.SIGTERM else KeyboardInterrupt()
 
+    @contextlib.contextmanager
+    def noting_swallowed_exits(self):
+        """While ray.init() runs, its own SIGTERM handler calls sys.exit(15); raised inside a finalizer that
+        exit is swallowed (only printed): note it as this stop's signal, for `check`."""
+        previous = sys.unraisablehook
+
+        def hook(unraisable) -> None:
+            if isinstance(unraisable.exc_value, SystemExit) and unraisable.exc_value.code == signal.SIGTERM:
+                self.signum = self.signum or signal.SIGTERM
+                return
+            previous(unraisable)
+
+        sys.unraisablehook = hook
+        try:
+            yield
+        finally:
+            sys.unraisablehook = previous
+
     def _handle(self, signum, frame) -> None:
         first = self.signum is None
         self.signum = self.signum or signum
@@ -356,7 +375,8 @@ def run_study(space: SearchSpace, opts: StudyOptions) -> dict:
                 db.create(resume=True, quiet=not verbose())
                 keep_db_info(out, info)
             try:
-                ensure_ray(dashboard=True)  # Train's placement-group cleaner needs the State API (RAY_TUNE_NOTES §3)
+                with stop.noting_swallowed_exits():  # Train's placement-group cleaner needs the State API
+                    ensure_ray(dashboard=True)  # (RAY_TUNE_NOTES §3)
             except SystemExit as exc:  # while ray.init() starts, its own SIGTERM handler calls sys.exit(15)
                 if exc.code != signal.SIGTERM:
                     raise
