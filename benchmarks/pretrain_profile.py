@@ -25,9 +25,12 @@ import torch
 
 from dr4sr.artifacts import ArtifactStore
 from dr4sr.config import parse_overrides
+from dr4sr.mining.stage import MineConfig
 from dr4sr.regen.config import build_regen_config
 from dr4sr.regen.pretrain import PretrainInput, pretrain_fit
-from dr4sr.regen.stage import mine_stage, pair_data_from_mine
+from dr4sr.regen.stage import pair_data_from_mine
+from dr4sr.stages import Runtime, StageGraph, execute
+from dr4sr.stages.kinds import MineStage
 from dr4sr.train.loop import LoopContext
 from dr4sr.train.runner import build_run_config, prepare_splits
 
@@ -53,7 +56,8 @@ def main(argv=None) -> int:
     device = accel.device_of(args)
     cfg = build_regen_config(parse_overrides(args.overrides), args.dataset, args.preset)
     splits = prepare_splits(build_run_config("sasrec", args.dataset))
-    mine = mine_stage(splits, cfg, ArtifactStore(args.store), log=lambda s: None)
+    stage = MineStage(splits, MineConfig.from_dict(dict(cfg.mine)), Runtime())
+    mine = execute(StageGraph(stage), ArtifactStore(args.store), log=lambda s: None)[stage]
     train, valid = pair_data_from_mine(splits, mine.path).split(cfg.pretrain.valid_fraction, cfg.pretrain.seed)
     pre = dataclasses.replace(cfg.pretrain, max_epochs=args.epochs, patience=0)
     inp = PretrainInput(cfg.regen, pre, splits.num_items, train, valid)

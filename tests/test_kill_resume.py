@@ -77,7 +77,8 @@ def test_sigkill_in_each_stage_then_rerun(tiny_dataset, tmp_path):
              ("train:2", {"mine": 1}, None),  # the regenerator's SASRec init, killed in its 2nd epoch
              ("pretrain:2", {"train": 1}, "resumed from epoch 0"),
              ("regenerate", {"pretrain": 1}, "pre-training resumed from epoch 0"),
-             ("train:2", {"regenerate": 1}, None),  # the target model, killed in its 2nd epoch
+             ("compose", {"regenerate": 1}, None),
+             ("train:2", {"compose": 1}, None),  # the target model, killed in its 2nd epoch
              ("", {"train": 1}, "resumed from epoch 0")]
     before: dict = {}
     for kill_at, computed, said in steps:
@@ -91,11 +92,11 @@ def test_sigkill_in_each_stage_then_rerun(tiny_dataset, tmp_path):
         if said:
             assert said in out, (kill_at, out)
         before = after
-    assert "plan: dr4sr" in out and "5 stage(s), 4 cached" in out
+    assert "plan: dr4sr" in out and "6 stage(s), 5 cached" in out
     assert "RAY_STARTED False" in out  # --workers 1: every stage ran in this process
-    # nothing left to pile up: no staging or temp folder beside the five artifacts
+    # nothing left to pile up: no staging or temp folder beside the six artifacts
     assert sorted(p.name for p in store.glob("*/.*") if p.parent.name != ".locks") == []
-    assert _stage_counts(before) == {"mine": 1, "train": 2, "pretrain": 1, "regenerate": 1}
+    assert _stage_counts(before) == {"mine": 1, "train": 2, "pretrain": 1, "regenerate": 1, "compose": 1}
     # the resumed chain ends where an uninterrupted run ends (each resume restores the RNG state)
     clean_argv = argv[:6] + [str(tmp_path / "clean"), "--store", str(tmp_path / "clean-store")] + argv[9:]
     assert main(clean_argv) == 0

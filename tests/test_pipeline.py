@@ -23,8 +23,8 @@ def test_compare_backbone_pattern_dr4sr_smoke(tiny_dataset, tmp_path, capsys):
     label = "smoke test (2 epochs): not a result"
     assert (out / "compare.md").read_text().splitlines()[0] == label and summary["note"] == label
     assert f"\n{label}\n| " in printed
-    # the plan comes first: 6 distinct stages (the backbone run is also the regenerator's init), none cached
-    assert "plan: compare backbone vs pattern vs dr4sr" in printed and "6 stage(s), 0 cached" in printed
+    # the plan comes first: 8 distinct stages (the backbone run is also the regenerator's init), none cached
+    assert "plan: compare backbone vs pattern vs dr4sr" in printed and "8 stage(s), 0 cached" in printed
     assert printed.count("] pretrain regenerator: done in ") == 1
     assert printed.rstrip().splitlines()[-1].startswith(f"wrote {out}/compare.md, {out}/compare.json")
     dr = json.loads((out / "dr4sr-seed0" / "metrics.json").read_text())
@@ -36,7 +36,7 @@ def test_compare_backbone_pattern_dr4sr_smoke(tiny_dataset, tmp_path, capsys):
     assert main(["run", "--dataset", str(tiny_dataset), "--out", str(tmp_path / "again"), "--store", str(store),
                  "--smoke-test", "--variant", "dr4sr", "--set", "regen.k=2"]) == 0
     again = json.loads((tmp_path / "again-smoke" / "metrics.json").read_text())
-    assert "5 stage(s), 5 cached" in capsys.readouterr().out
+    assert "6 stage(s), 6 cached" in capsys.readouterr().out
     assert again["test"] == dr["test"] and again["train_artifact"] == dr["train_artifact"]
 
 
@@ -64,11 +64,15 @@ def test_paper_era_preset_end_to_end(tiny_dataset, tmp_path):
     assert dr["preset"] == "paper-era" and dr["regen_config"]["regenerate"]["memories"] == [0]
     assert set(dr["rows_by_source"]) == {"original", "mined", "generated"}
     assert dr["rows_by_source"]["mined"] == n_patterns
-    assert len(list((store / "train").iterdir())) == 2  # pattern (= the regenerator's init) + dr4sr
+    # pattern, dr4sr and the regenerator's init (on pattern's rows, under the id it had before compose artifacts)
+    assert len(list((store / "train").iterdir())) == 3
+    assert json.loads((store / "compose" / pat["compose_artifact"] / "manifest.json").read_text())["rows"] == \
+        pat["rows_by_source"]
     (pre,) = [p for p in (store / "pretrain").iterdir() if not p.name.startswith(".")]
     manifest = json.loads((pre / "manifest.json").read_text())
     assert manifest["preset"] == "paper-era" and manifest["init_data"] == "pattern"
-    assert manifest["inputs"]["init"] == pat["train_artifact"]
+    init = json.loads((store / "train" / manifest["inputs"]["init"] / "manifest.json").read_text())
+    assert init["inputs"]["sequences"].startswith("mined+original:")
     (regen,) = [p for p in (store / "regenerate").iterdir() if not p.name.startswith(".")]
     by_memory = json.loads((regen / "manifest.json").read_text())["rows_by_memory"]
     assert list(by_memory) == ["0"] and by_memory["0"]["decoded"] == 60

@@ -151,7 +151,6 @@ class ArtifactStore:
         else:
             self.root = Path(spec).expanduser()
             self.uri = str(self.root)
-        self.observer: Callable[[str, str, str], None] | None = None  # (event, stage, id): progress display
         self._checked: dict[tuple, str | None] = {}  # (path, manifest mtime) -> problem: check once per process
         self._remote_bad: dict[tuple, bytes] = {}  # (stage, id) -> manifest of a damaged remote copy
 
@@ -282,22 +281,21 @@ class ArtifactStore:
 
     def get_or_create(self, stage: str, config: Any, inputs: dict[str, str] | None,
                       build: Callable[["ArtifactWriter"], None], resumable: bool = False,
-                      log: Log | None = None) -> Artifact:
-        """The artifact of (stage, config, inputs), built by `build(writer)` only if no process has it yet."""
+                      log: Log | None = None, notify: Callable[[str], None] | None = None) -> Artifact:
+        """The artifact of (stage, config, inputs), built by `build(writer)` only if no process has it yet.
+        `notify(event)`: "cached" (found), "start" (this process builds it), then "done"; or "waited"
+        (another process built it while this one waited for the lock)."""
+        notify = notify or (lambda event: None)
         found = self.get(stage, artifact_id(stage, config, inputs))
         if found is not None:
+            notify("cached")
             return found
-        aid = artifact_id(stage, config, inputs)
         with self.create(stage, config, inputs, resumable=resumable, log=log) as w:
             if not w.reused:
-                self._notify("start", stage, aid)
+                notify("start")
                 build(w)
-        self._notify("waited" if w.reused else "done", stage, aid)
+        notify("waited" if w.reused else "done")
         return w.artifact
-
-    def _notify(self, event: str, stage: str, aid: str) -> None:
-        if self.observer is not None:
-            self.observer(event, stage, aid)
 
     def _fetch_staging(self, stage: str, aid: str, staging: Path) -> None:
         """A resumable build on a remote store continues from what the last builder of this id saved to

@@ -13,6 +13,7 @@ and DR4SR+ keeps the rows of `personalizer.fixed_sources` at weight 1.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -24,11 +25,11 @@ from dr4sr.artifacts import ArtifactStore
 from dr4sr.config import deep_merge
 from dr4sr.errors import ConfigError
 from dr4sr.paths import require_writable, smoke_label
-from dr4sr.plan import format_plan, plan_stages, target_stage, variant_stages, watch
+from dr4sr.plan import format_plan, plan_graphs, watch
 from dr4sr.presets import REGEN_SECTIONS, TARGET_SECTIONS, load_preset
 from dr4sr.regen.compose import COMPOSITIONS as _COMPOSITIONS
-from dr4sr.regen.compose import TrainingRows, original_rows, pattern_rows
-from dr4sr.train.runner import build_run_config, cached_train, check_writable, prepare_splits
+from dr4sr.stages import Runtime, StageGraph, execute, variant_graph
+from dr4sr.train.runner import build_run_config, check_writable, prepare_splits
 
 VARIANTS = ("backbone", "dr4sr", "dr4sr-no-diversity", "pattern", "dr4sr+", "constant")
 COMPOSITIONS = tuple(_COMPOSITIONS)
@@ -69,36 +70,6 @@ def split_overrides(overrides: dict) -> tuple[dict, dict]:
     return target, regen
 
 
-def training_data(req: RunRequest, splits, store: ArtifactStore, regen_overrides: dict,
-                  log) -> tuple[TrainingRows, str, dict]:
-    """The rows the target model trains on (each labelled with its source), their data id for the
-    train artifact, and provenance to record in metrics.json."""
-    if req.variant == "backbone":
-        return original_rows(splits.train), "original", {"training_data": "original"}
-    rcfg = regen_config(req, regen_overrides)
-    if req.variant == "pattern":
-        from dr4sr.mining.stage import run_mine_stage
-
-        art = run_mine_stage(splits, rcfg.mine, store, workers=req.workers if req.workers > 1 else None)
-        rows = pattern_rows(splits.train, art.path, rcfg.compose)
-        log(f"[pattern] training on {len(rows):,} rows {rows.counts()} (compose.mined={rcfg.compose.mined}, "
-            f"dedupe={rcfg.compose.dedupe})")
-        return rows, rows.data_id("mined+original"), {
-            "training_data": "mined+original", "mine_artifact": art.id,
-            "compose": dataclasses.asdict(rcfg.compose), "rows_by_source": rows.counts()}
-    from dr4sr.regen.compose import read_dataset, regenerated_rows
-    from dr4sr.regen.stage import regenerate_pipeline
-
-    art = regenerate_pipeline(splits, rcfg, store, workers=req.workers, gpus=req.gpus, log=log)
-    mine_path = store.path("mine", art.manifest["inputs"]["mine"])
-    rows = regenerated_rows(req.composition, rcfg.compose, splits.train, mine_path, read_dataset(art.path))
-    log(f"[{req.variant}] training on {len(rows):,} rows {rows.counts()} ({req.composition}, "
-        f"compose.mined={rcfg.compose.mined}, dedupe={rcfg.compose.dedupe}) from artifact {art.id}")
-    return rows, rows.data_id(f"{req.composition}:{art.id}"), {
-        "training_data": req.composition, "regenerate_artifact": art.id, "rows_by_source": rows.counts(),
-        "regen_config": dataclasses.asdict(rcfg)}
-
-
 def regen_config(req: RunRequest, regen_overrides: dict):
     """The regeneration pipeline's config for this variant, resolved as `dr4sr mine/pretrain/regenerate`
     resolve it (dr4sr.regen.config.build_regen_config), so they build the same artifacts."""
@@ -112,17 +83,19 @@ def regen_config(req: RunRequest, regen_overrides: dict):
 @dataclasses.dataclass
 class PreparedRun:
     cfg: object  # the target model's RunConfig
-    regen_overrides: dict
+    rcfg: object  # the regeneration pipeline's config (None for backbone)
     splits: object
     store: ArtifactStore
+    graph: StageGraph
+    runtime: Runtime  # workers, GPUs, log and the target's per-epoch callback
     plan: list
     req: RunRequest  # with dr4sr+ resolved to its data recipe (variant dr4sr, personalizer on)
     name: str  # the variant as the user asked for it
-    data: tuple | None = None  # training_data's result, when the plan already needed it
 
 
 def prepare_run(req: RunRequest, out_dir: str | Path, seed: int | None = None) -> PreparedRun:
-    """Config, output checks, data and the stage plan: everything that can fail fast, before any work."""
+    """Config, output checks, data, the stage graph and its plan: everything that can fail fast, before any
+    work. Every artifact id, the target's included, follows from the configuration."""
     req.validate()
     name = req.variant
     target_ov, regen_ov = split_overrides(req.overrides)
@@ -139,38 +112,67 @@ def prepare_run(req: RunRequest, out_dir: str | Path, seed: int | None = None) -
     require_writable(store.root, "artifact store", "pass --store DIR or set $DR4SR_ARTIFACTS")
     splits = prepare_splits(cfg)
     rcfg = None if req.variant == "backbone" else regen_config(req, regen_ov)
-    plan = plan_stages(store, variant_stages(req.variant, splits, cfg, rcfg, store), splits.fingerprint)
-    run = PreparedRun(cfg, regen_ov, splits, store, plan, req, name)
-    if all(p.state == "cached" for p in plan[:-1]) and plan[-1].id is None:
-        # the target's id hashes its rows: with every earlier stage cached they are only a read away
-        run.data = training_data(req, splits, store, regen_ov, lambda *_: None)
-        plan[-1:] = plan_stages(store, [target_stage(cfg, splits, run.data[1])], splits.fingerprint)
-    return run
+    runtime = Runtime(req.workers, req.gpus)
+    graph = variant_graph(req.variant, splits, cfg, rcfg, req.composition, runtime)
+    plan = plan_graphs([graph], store, splits.fingerprint)
+    return PreparedRun(cfg, rcfg, splits, store, graph, runtime, plan, req, name)
 
 
 def run_variant(req: RunRequest, out_dir: str | Path, seed: int | None = None, log=print,
-                show_plan: bool = True, prepared: PreparedRun | None = None, on_epoch=None) -> dict:
+                show_plan: bool = True, prepared: PreparedRun | None = None, on_epoch=None, events=None) -> dict:
     """`on_epoch(record)` is called after every epoch of the target model's training (not of the stages
-    before it, nor when the train artifact is reused): how a Tune trial reports to ASHA."""
+    before it, nor when the train artifact is reused): how a Tune trial reports to ASHA. `events`: the
+    executor's progress callback when the caller shows the plan itself (compare, one plan for its runs)."""
     run = prepared or prepare_run(req, out_dir, seed)
-    cfg, splits, store, req, name = run.cfg, run.splits, run.store, run.req, run.name
-    if show_plan:  # else the caller (compare) shows one plan for all its runs and watches the store itself
-        log(format_plan(f"{name} with {req.backbone} on {req.dataset} -> {out_dir}", run.plan, store))
-        watch(store, run.plan, log)
-    started = time.time()
-    rows, data_id, provenance = run.data or training_data(req, splits, store, run.regen_overrides, log)
-    prep_seconds = time.time() - started
-    log(f"[{name}] training {req.backbone} ({len(rows):,} rows) -> {out_dir}")
-    art = cached_train(store, cfg, splits, None if data_id == "original" else rows.rows, data_id,
-                       req.workers, req.gpus, log, row_sources=rows.sources, on_epoch=on_epoch)
+    cfg, store, req, name = run.cfg, run.store, run.req, run.name
     if show_plan:
-        store.observer = None
-    extra = {"variant": name, "dataset": req.dataset, "preset": req.preset, "data_seconds": prep_seconds,
-             "train_artifact": art.id, "run_wall_seconds": round(time.time() - started, 1),
-             "code_commit": code_commit(), **provenance}
+        log(format_plan(f"{name} with {req.backbone} on {req.dataset} -> {out_dir}", run.plan, store))
+        events = watch(run.plan, log)
+    run.runtime.log, run.runtime.on_epoch = log, on_epoch
+    started = time.time()
+    data_ready = {}
+
+    def timed(event, stage, aid) -> None:  # when the target starts, its data is ready
+        if stage is run.graph.target and event == "start":
+            data_ready["seconds"] = time.time() - started
+        if events is not None:
+            events(event, stage, aid)
+
+    built = execute(run.graph, store, timed, log)
+    art = built[run.graph.target]
+    extra = {"variant": name, "dataset": req.dataset, "preset": req.preset, "train_artifact": art.id,
+             "data_seconds": data_ready.get("seconds", time.time() - started),
+             "run_wall_seconds": round(time.time() - started, 1), "code_commit": code_commit(),
+             **provenance(run, built)}
     if req.smoke_test:
         extra["smoke_test"] = smoke_label(cfg.train.max_epochs)
     return publish_run(art, out_dir, extra)
+
+
+def provenance(run: PreparedRun, built: dict) -> dict:
+    """What the target model trained on, for metrics.json: the rows by source and the artifacts they came from."""
+    data = run.graph.target.inputs.get("data")
+    if data is None:
+        return {"training_data": "original"}
+    rows = built[data].manifest
+    out = {"training_data": data.composition, "compose_artifact": built[data].id,
+           "compose": dataclasses.asdict(run.rcfg.compose), "rows_by_source": rows["rows"],
+           "mine_artifact": built[data.mine].id}
+    if data.regenerate is not None:
+        out.update({"regenerate_artifact": built[data.regenerate].id, "regen_config": dataclasses.asdict(run.rcfg)})
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def recipe(variant: str, backbone: str = "sasrec", preset: str | None = None) -> tuple[str, ...]:
+    """The kinds of a variant's stages in execution order, read from its graph on the default configuration
+    without any data: what the grid's dry run lists and how the grid tells which runs regenerate."""
+    from dr4sr.regen.config import build_regen_config
+
+    data_variant = PERSONALIZED.get(variant, (variant,))[0]
+    cfg = build_run_config(backbone, preset=preset)
+    rcfg = None if data_variant == "backbone" else build_regen_config({}, None, preset)
+    return tuple(s.kind for s in variant_graph(data_variant, None, cfg, rcfg).order())
 
 
 def code_commit() -> str:

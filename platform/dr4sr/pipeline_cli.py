@@ -25,6 +25,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gpus", action="store_true")
     p.add_argument("--store", default=None, help="artifact store (default $DR4SR_ARTIFACTS or ./artifacts)")
     p.add_argument("--out", required=True, help="output folder (a rerun of the same command resumes)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="check everything, print the plan (each stage's artifact id, cached or to run), run nothing")
     p.add_argument("--smoke-test", action="store_true",
                    help="2 epochs per training stage (DR4SR+: 1 warm-up epoch, then an upper step after every "
                         "lower one), output to OUT-smoke; an explicit --set wins")
@@ -36,18 +38,25 @@ def _request(args, variant: str) -> RunRequest:
 
 
 def cmd_run(args) -> int:
+    from dr4sr.plan import format_plan
     from dr4sr.train.runner import format_metrics
 
     require_folders(store=args.store)
     out = smoke_out(args.out, args.smoke_test)
-    metrics = run_variant(_request(args, args.variant), out)
+    req = _request(args, args.variant)
+    prepared = prepare_run(req, out)
+    if args.dry_run:
+        print(format_plan(f"{args.variant} with {args.backbone} on {args.dataset} -> {out} (dry run)", prepared.plan,
+                          prepared.store, ids=True))
+        return 0
+    metrics = run_variant(req, out, prepared=prepared)
     print(format_metrics(metrics))
     print(f"wrote {out}/metrics.json, {out}/user_metrics.parquet and {out}/model.pt")
     return 0
 
 
 def cmd_compare(args) -> int:
-    from dr4sr.plan import format_plan, merge_plans, watch
+    from dr4sr.plan import format_plan, plan_graphs, watch
     from dr4sr.report import format_significance
     from dr4sr.report_cli import build_report
 
@@ -58,17 +67,19 @@ def cmd_compare(args) -> int:
         for seed in args.seeds:
             run_dir = out / f"{variant}-seed{seed}"
             prepared = prepare_run(_request(args, variant), run_dir, seed)  # every check before any work
-            prepared.store = runs[0][3].store if runs else prepared.store  # one store, watched once
             runs.append((variant, seed, run_dir, prepared))
     store = runs[0][3].store
-    plan = merge_plans([r[3].plan for r in runs], store, runs[0][3].splits.fingerprint)
+    plan = plan_graphs([r[3].graph for r in runs], store, runs[0][3].splits.fingerprint)  # merged by id
     print(format_plan(f"compare {' vs '.join(args.variants)}, {args.backbone} on {args.dataset}, seeds "
-                      f"{args.seeds} -> {out}", plan, store), flush=True)
-    watch(store, plan, print)
+                      f"{args.seeds} -> {out}{' (dry run)' if args.dry_run else ''}", plan, store, ids=args.dry_run),
+          flush=True)
+    if args.dry_run:
+        return 0
+    events = watch(plan, print)
     dirs: dict[str, list[str]] = {v: [] for v in args.variants}
     for variant, seed, run_dir, prepared in runs:
         print(f"=== {variant}, seed {seed} -> {run_dir}", flush=True)
-        run_variant(_request(args, variant), run_dir, seed=seed, show_plan=False, prepared=prepared)
+        run_variant(_request(args, variant), run_dir, seed=seed, show_plan=False, prepared=prepared, events=events)
         dirs[variant].append(str(run_dir))
     base, *others = args.variants
     rep = build_report(dirs[base], [(v, dirs[v]) for v in others], baseline_name=base)

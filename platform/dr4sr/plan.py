@@ -1,7 +1,6 @@
-"""What a multi-stage command will do, before it does it: each stage's artifact id, whether it is cached
-(or a killed build will be resumed), and a rough cost from earlier builds on the same data.
-
-Ids are computed with the same helpers the stages use, so "cached" here means the stage will be reused.
+"""What a multi-stage command will do, before it does it: the stages of its graph (dr4sr.stages), each
+artifact's id, whether it is cached (or a killed build will be resumed), and a rough cost from earlier
+builds on the same data. The plan reads the graph the executor runs, so "cached" means reused.
 """
 from __future__ import annotations
 
@@ -9,7 +8,9 @@ import dataclasses
 import json
 import statistics
 
-from dr4sr.artifacts import ArtifactStore, artifact_id
+from dr4sr.artifacts import ArtifactStore
+from dr4sr.stages import StageGraph, stage_id
+from dr4sr.stages.execute import Events
 from dr4sr.train.progress import StageClock, fmt_seconds
 from dr4sr.train.worker import CHECKPOINT_NAME
 
@@ -17,73 +18,42 @@ from dr4sr.train.worker import CHECKPOINT_NAME
 @dataclasses.dataclass
 class PlannedStage:
     label: str  # what the user reads: "pretrain regenerator"
-    stage: str  # store stage: mine | train | pretrain | regenerate
-    id: str
+    stage: str  # store stage: mine | compose | train | pretrain | regenerate | graph
+    id: str | None  # None only for a stage whose id hashes rows not composed yet (see dr4sr.stages.kinds)
     state: str = "run"  # cached | resume | run
     estimate: str = ""
+    nodes: list = dataclasses.field(default_factory=list)  # the graph stages it stands for
 
 
-def target_stage(cfg, splits, data_id: str) -> tuple[str, str, str]:
-    from dr4sr.train.runner import train_inputs, train_key
-
-    return f"train {cfg.backbone}", "train", artifact_id("train", train_key(cfg), train_inputs(splits, data_id))
-
-
-def variant_stages(variant: str, splits, cfg, rcfg, store: ArtifactStore) -> list[tuple[str, str, str | None]]:
-    """(label, stage, id) in execution order. An id that hashes rows an unfinished stage will make is None:
-    such a stage is to run (the target model's rows, and the init's when it trains on mined patterns)."""
-    if variant == "backbone":
-        return [target_stage(cfg, splits, "original")]
-    from dr4sr.mining.stage import MineConfig, mine_artifact_id
-
-    mine_id = mine_artifact_id(splits, MineConfig.from_dict(dict(rcfg.mine)))
-    stages: list = [("mine patterns", "mine", mine_id)]
-    target = (f"train {cfg.backbone}", "train", None)
-    if variant == "pattern":
-        return stages + [target]
-    from dr4sr.regen.stage import (
-        init_rows,
-        init_run_config,
-        pretrain_inputs,
-        pretrain_key,
-        regenerate_inputs,
-        regenerate_key,
-    )
-    from dr4sr.train.runner import train_inputs, train_key
-
-    init_id, pre_id, regen_id = None, None, None
-    if rcfg.init.mode != "scratch":
-        mine = store.get("mine", mine_id)
-        if rcfg.init.data == "original" or mine is not None:
-            data_id = "original" if rcfg.init.data == "original" else init_rows(splits, rcfg, mine)[1]
-            init_id = artifact_id("train", train_key(init_run_config(rcfg)), train_inputs(splits, data_id))
-        stages.append(("train sasrec (regenerator init)", "train", init_id))
-    if rcfg.init.mode == "scratch" or init_id is not None:
-        pre_id = artifact_id("pretrain", pretrain_key(rcfg), pretrain_inputs(splits, mine_id, init_id))
-        regen_id = artifact_id("regenerate", regenerate_key(rcfg), regenerate_inputs(splits, pre_id, mine_id))
-    return stages + [("pretrain regenerator", "pretrain", pre_id), ("regenerate dataset", "regenerate", regen_id),
-                     target]
-
-
-def plan_stages(store: ArtifactStore, stages: list, fingerprint: str) -> list[PlannedStage]:
-    return merge_plans([[PlannedStage(label, stage, aid) for label, stage, aid in stages]], store, fingerprint)
-
-
-def merge_plans(plans: list[list[PlannedStage]], store: ArtifactStore, fingerprint: str) -> list[PlannedStage]:
-    """One entry per artifact (e.g. the backbone run is also the regenerator's SASRec init), states filled in."""
-    out, seen = [], set()
-    for p in (p for plan in plans for p in plan):
-        if p.id is not None and (p.stage, p.id) in seen:
+def plan_graphs(graphs: list[StageGraph], store: ArtifactStore, fingerprint: str) -> list[PlannedStage]:
+    """One entry per artifact of all `graphs` in execution order (merged by id: e.g. the backbone run is
+    also the regenerator's SASRec init), with its state."""
+    out: list[PlannedStage] = []
+    by_id: dict[tuple, PlannedStage] = {}
+    for node in (node for graph in graphs for node in graph.order()):
+        aid, key = stage_id(node, store), merge_key(node, store)
+        if key in by_id:
+            by_id[key].nodes.append(node)
             continue
-        seen.add((p.stage, p.id))
-        if p.id is not None and store.get(p.stage, p.id) is not None:
-            p.state, p.estimate = "cached", ""
+        p = by_id[key] = PlannedStage(node.label, node.kind, aid, nodes=[node])
+        if aid is not None and store.get(node.kind, aid) is not None:
+            p.state = "cached"
         else:
-            if p.id is not None and (store.staging_path(p.stage, p.id) / "checkpoints" / CHECKPOINT_NAME).exists():
+            if aid is not None and (store.staging_path(node.kind, aid) / "checkpoints" / CHECKPOINT_NAME).exists():
                 p.state = "resume"
-            p.estimate = estimate(store, p.stage, fingerprint, p.label)
+            p.estimate = estimate(store, node.kind, fingerprint, p.label)
         out.append(p)
     return out
+
+
+def merge_key(node, store: ArtifactStore) -> tuple:
+    """What makes two graphs' stages one artifact: the id, or for a stage whose id is not known yet, its
+    kind, config slice and its inputs' merge keys."""
+    aid = stage_id(node, store)
+    if aid is not None:
+        return node.kind, aid
+    inputs = tuple(sorted((name, merge_key(dep, store)) for name, dep in node.inputs.items()))
+    return node.kind, json.dumps(node.key(), sort_keys=True, default=str), inputs
 
 
 def estimate(store: ArtifactStore, stage: str, fingerprint: str, label: str) -> str:
@@ -104,32 +74,31 @@ def estimate(store: ArtifactStore, stage: str, fingerprint: str, label: str) -> 
     return f"~{fmt_seconds(statistics.median(seconds))}, the median of {len(seconds)} earlier build(s) on this data"
 
 
-def format_plan(title: str, plan: list[PlannedStage], store: ArtifactStore) -> str:
+def format_plan(title: str, plan: list[PlannedStage], store: ArtifactStore, ids: bool = False) -> str:
+    """One line per stage; with `ids` (a dry run) each line names its artifact (kind/id)."""
     cached = sum(p.state == "cached" for p in plan)
     lines = [f"plan: {title}: {len(plan)} stage(s), {cached} cached (store {store.root})"]
     for i, p in enumerate(plan, 1):
         state = {"cached": "cached", "resume": "resumes its killed run", "run": "to run"}[p.state]
-        lines.append(f"  [{i}/{len(plan)}] {p.label:32} {state}{'; ' + p.estimate if p.estimate else ''}")
+        where = f"{p.stage}/{p.id or '(id known once the init rows are composed)'}  " if ids else ""
+        lines.append(f"  [{i}/{len(plan)}] {p.label:32} {where}{state}{'; ' + p.estimate if p.estimate else ''}")
     return "\n".join(lines)
 
 
-def watch(store: ArtifactStore, plan: list[PlannedStage], log) -> StageClock:
-    """Print a line when each planned stage starts and ends (the store tells when it builds an artifact)."""
+def watch(plan: list[PlannedStage], log) -> Events:
+    """The executor's events callback: a line when each planned stage starts and ends."""
     clock = StageClock(len(plan), log)
 
-    def observe(event: str, stage: str, aid: str) -> None:
-        found = next(((i, p) for i, p in enumerate(plan, 1) if (p.stage, p.id) == (stage, aid)), None)
-        if found is None and event == "start":  # a stage whose id the plan could not know yet
-            found = next(((i, p) for i, p in enumerate(plan, 1) if p.stage == stage and p.id is None), None)
-            if found is not None:
-                found[1].id = aid
-        if found is None:
-            return  # an artifact outside the plan, e.g. GCE-GNN's graph
+    def events(event: str, node, aid: str) -> None:
+        found = next(((i, p) for i, p in enumerate(plan, 1) if (p.stage, p.id) == (node.kind, aid)
+                      or any(n is node for n in p.nodes)), None)
+        if found is None or event == "cached":
+            return  # the plan said so, or it was built by an earlier run of the same command
         i, p = found
+        p.id = aid  # an id the plan could not know yet
         if event == "start":
             clock.start(i, p.label, "resuming its checkpoint" if p.state == "resume" else p.estimate)
         else:
             clock.finish(i, p.label, "done" if event == "done" else "built by another process, reused")
 
-    store.observer = observe
-    return clock
+    return events

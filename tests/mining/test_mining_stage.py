@@ -15,7 +15,19 @@ from dr4sr.errors import DR4SRError
 from dr4sr.mining import stage as stage_mod
 from dr4sr.mining.cli import register
 from dr4sr.mining.engines import mine
-from dr4sr.mining.stage import MineConfig, load_mine_artifact, mine_artifact_id, run_mine_stage
+from dr4sr.mining.stage import MineConfig, load_mine_artifact
+from dr4sr.stages import Runtime, StageGraph, execute, stage_id
+from dr4sr.stages.kinds import MineStage
+
+
+def run_mine_stage(splits, cfg, store, engine="native", workers=1):
+    stage = MineStage(splits, cfg if isinstance(cfg, MineConfig) else MineConfig.from_dict(cfg), Runtime(workers),
+                      engine)
+    return execute(StageGraph(stage), store, log=lambda *_: None)[stage]
+
+
+def mine_artifact_id(splits, cfg):
+    return stage_id(MineStage(splits, cfg, Runtime()))
 
 
 def make_splits(n=120, seed=0):

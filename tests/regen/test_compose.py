@@ -5,7 +5,16 @@ import pyarrow.parquet as pq
 import pytest
 
 from dr4sr.errors import ConfigError
-from dr4sr.regen.compose import ComposeConfig, compose, composition_rows, mined_patterns, pattern_rows
+from dr4sr.regen.compose import (
+    ComposeConfig,
+    TrainingRows,
+    compose,
+    composition_rows,
+    mined_patterns,
+    read_rows,
+    regenerated_parts,
+    write_rows,
+)
 from dr4sr.regen.config import build_regen_config
 
 
@@ -43,6 +52,10 @@ def test_dedupe_across_keeps_first_source_none_concatenates():
     assert len(none) == 7 and none.counts() == {"original": 3, "mined": 2, "generated": 2}
 
 
+def pattern_rows(train, mine_dir, cfg: ComposeConfig) -> TrainingRows:
+    return composition_rows("mined+original", regenerated_parts(train, mine_dir, None, cfg.mined), cfg.dedupe)
+
+
 def test_pattern_rows_and_data_id_follow_the_content(mine_dir):
     train = [_a(1, 2), _a(4, 3, 2)]
     paired = pattern_rows(train, mine_dir, ComposeConfig(mined="paired", dedupe="across"))
@@ -70,3 +83,12 @@ def test_compose_config_errors_name_the_key():
         build_regen_config({"compose": {"dedupe": "within"}})
     with pytest.raises(ConfigError, match="compose.extra"):
         build_regen_config({"compose": {"extra": 1}})
+
+
+def test_rows_round_trip_with_their_sources(tmp_path):
+    rows = TrainingRows([_a(1, 2), _a(7), _a(3, 4, 5)], np.asarray(["original", "mined", "generated"], dtype=object))
+    write_rows(tmp_path / "rows.parquet", rows)
+    back = read_rows(tmp_path)
+    assert [r.tolist() for r in back.rows] == [[1, 2], [7], [3, 4, 5]]
+    assert back.sources.tolist() == ["original", "mined", "generated"]
+    assert back.data_id("x") == rows.data_id("x")

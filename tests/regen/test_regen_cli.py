@@ -33,7 +33,7 @@ def test_regenerate_end_to_end_on_a_text_file(tmp_path, capsys):
     # another compose config reuses the artifact (not in its id); the table describes its rows
     assert main(argv + ["--set", "compose.mined=paired", "--set", "compose.dedupe=across"]) == 0
     out = capsys.readouterr().out
-    assert "compose.mined=paired, compose.dedupe=across" in out and "reusing regenerated dataset" in out
+    assert "compose.mined=paired, compose.dedupe=across" in out and "reusing regenerate dataset" in out
     assert len(list((tmp_path / "store" / "regenerate").glob("*/stats.json"))) == 1
     assert f"{sum(counts.values()):>10,}  {counts}" not in out
     assert main(argv[:-2] + ["--set", "regen.kk=1"]) == 2  # unknown key: clean error, exit 2

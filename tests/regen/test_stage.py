@@ -1,5 +1,6 @@
 import dataclasses
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -11,13 +12,20 @@ from dr4sr.errors import ConfigError
 from dr4sr.regen.compose import ComposeConfig
 from dr4sr.regen.config import build_regen_config
 from dr4sr.regen.regenerate import list_column, regenerate
-from dr4sr.regen.stage import COMPOSITIONS, load_mined, regenerate_pipeline, regenerate_stage, training_sequences
+from dr4sr.regen.stage import COMPOSITIONS, load_mined, regenerate_into, training_sequences
+from dr4sr.stages import Runtime, StageGraph, execute, stage_id
+from dr4sr.stages.variants import regeneration
 from dr4sr.train.worker import load_checkpoint
 
 OVERRIDES = {"init": {"mode": "scratch"}, "regen": dataclasses.asdict(SMALL),
              "pretrain": {"max_epochs": 3, "batch_size": 64, "device": "cpu"},
              "mine": {"alpha": 4, "beta": 5, "max_pairs_per_sequence": 3},
              "regenerate": {"gamma": 0.2, "max_length": 6, "device": "cpu"}}
+
+
+def regenerate_pipeline(splits, cfg, store, workers=1, log=print):
+    regen = regeneration(splits, cfg, Runtime(workers, log=log))
+    return execute(StageGraph(regen), store, log=log)[regen]
 
 
 @pytest.fixture(scope="module")
@@ -87,11 +95,11 @@ def test_stages_are_reused_and_gamma_only_reruns_regenerate(pipeline):
     splits, store, cfg, art, logs = pipeline
     logs2 = []
     again = regenerate_pipeline(splits, cfg, store, workers=1, log=logs2.append)
-    assert again.id == art.id and any("reusing regenerated" in line for line in logs2)
+    assert again.id == art.id and any("reusing regenerate dataset" in line for line in logs2)
     cfg2 = dataclasses.replace(cfg, regenerate=dataclasses.replace(cfg.regenerate, gamma=0.0, batch_size=7))
     logs3 = []
     other = regenerate_pipeline(splits, cfg2, store, workers=1, log=logs3.append)
-    assert other.id != art.id and any("reusing pretrained" in line for line in logs3)
+    assert other.id != art.id and any("reusing pretrain regenerator" in line for line in logs3)
     # gamma 0: every step is restrictive, so each regenerated row uses only its own user's source items,
     # each at most once. Each user holds 1-2 of the 4 planted patterns and its own 3-7 noise items out of
     # 13..40, so a row decoded from another user's source fails here although it passes against the
@@ -132,8 +140,13 @@ def test_ray_data_rows_equal_local_rows(pipeline, ray_session):
     pre = store.get("pretrain", art.manifest["inputs"]["pretrain"])
     mine = store.get("mine", art.manifest["inputs"]["mine"])
     cfg2 = dataclasses.replace(cfg, regenerate=dataclasses.replace(cfg.regenerate, seed=5, batch_size=32))
-    local = regenerate_stage(splits, cfg2, ArtifactStore(store.root / "a"), pre, mine, workers=1, log=lambda *_: None)
     cfg3 = dataclasses.replace(cfg2, regenerate=dataclasses.replace(cfg2.regenerate, batch_size=19))
-    dist = regenerate_stage(splits, cfg3, ArtifactStore(store.root / "b"), pre, mine, workers=2, log=lambda *_: None)
-    assert local.id == dist.id
-    assert pq.read_table(local.path / "dataset.parquet").equals(pq.read_table(dist.path / "dataset.parquet"))
+    tables = []
+    for c, workers, folder in ((cfg2, 1, "a"), (cfg3, 2, "b")):
+        writer = SimpleNamespace(dir=store.root / folder, info={})
+        writer.dir.mkdir()
+        regenerate_into(writer, splits, c, pre.path, mine.path, workers=workers, log=lambda *_: None)
+        tables.append(pq.read_table(writer.dir / "dataset.parquet"))
+    assert tables[0].equals(tables[1])
+    # the batch size is not in the id: both are the same artifact
+    assert stage_id(regeneration(splits, cfg2, Runtime())) == stage_id(regeneration(splits, cfg3, Runtime()))

@@ -42,6 +42,7 @@ def test_grid_dry_run_and_bad_variant(tmp_path, capsys):
                  "--variants", "backbone", "pattern", "--seeds", "0", "1", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "todo  toys/gru4rec/pattern/seed 1" in out and out.strip().endswith("8 runs")
+    assert "/pattern-seed1  [mine > compose > train]" in out  # each run's stages, read from its graph
     assert main(["grid", "--out", str(tmp_path / "g"), "--variants", "dr4sr", "--dry-run"]) == 2
     assert "--variants must include 'backbone'" in capsys.readouterr().err
     assert main(["grid", "--out", str(tmp_path / "g"), "--variants", "backbone", "dr5sr", "--dry-run"]) == 2

@@ -49,9 +49,9 @@ def test_gamma_study_mines_and_pretrains_once(ray_session, tiny_dataset, tmp_pat
         """)
     store, out = tmp_path / "store", tmp_path / "study"
     summary = run_study(space, StudyOptions(out, str(store)))
-    # one mining, one SASRec init, one pre-training shared by the 3 trials; one regeneration and one
-    # target training per gamma
-    assert artifacts(store) == {"mine": 1, "pretrain": 1, "regenerate": 3, "train": 1 + 3}
+    # one mining, one SASRec init, one pre-training shared by the 3 trials; one regeneration, one
+    # set of composed rows and one target training per gamma
+    assert artifacts(store) == {"mine": 1, "pretrain": 1, "regenerate": 3, "compose": 3, "train": 1 + 3}
     assert summary["finished"] == 3 and summary["trials"] == 3
     with open(out / "results.csv") as f:
         rows = list(csv.DictReader(f))

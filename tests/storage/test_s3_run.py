@@ -20,13 +20,13 @@ def test_run_smoke_through_s3_and_reuse_from_a_fresh_node(tiny_dataset, bucket, 
     keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=b, Prefix=prefix + "/")
             for o in page.get("Contents", [])]
     stages = {k.split("/")[1] for k in keys if k.endswith("/manifest.json")}
-    assert {"mine", "pretrain", "regenerate", "train"} <= stages
+    assert {"mine", "pretrain", "regenerate", "compose", "train"} <= stages
     assert not [k for k in keys if "/.claims/" in k]  # every claim released
     assert not [k for k in keys if "/.staging-" in k]  # the checkpoints saved to the bucket went at commit
 
     monkeypatch.setenv("DR4SR_CACHE", str(tmp_path / "node2"))
     assert main(["run", "--out", str(tmp_path / "again"), *common]) == 0
     again = json.loads((tmp_path / "again-smoke" / "metrics.json").read_text())
-    assert "5 stage(s), 5 cached" in capsys.readouterr().out
+    assert "6 stage(s), 6 cached" in capsys.readouterr().out
     assert again["test"] == first["test"] and again["train_artifact"] == first["train_artifact"]
     assert main(["store", "verify", "--store", bucket]) == 0

@@ -1,8 +1,10 @@
+import copy
 import json
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from dr4sr.config import parse_overrides
 from dr4sr.train.runner import build_run_config, prepare_splits, train_stage
@@ -63,3 +65,42 @@ def test_same_seed_same_run_and_resume_continues(tiny_dataset, tmp_path):
     c = train_stage(longer, tmp_path / "a", resume=True, log=lambda *_: None)
     assert [h["epoch"] for h in c["history"]] == list(range(6))
     assert [h["loss"] for h in c["history"][:4]] == [h["loss"] for h in a["history"]]
+
+
+def _toy_fit(scores, patience, resume_state=None, saved=None):
+    """run_epochs over a one-weight model whose weight is set to the epoch number; validation scores given."""
+    from dr4sr.train.loop import Epochs, LoopContext, run_epochs
+
+    model = torch.nn.Linear(1, 1, bias=False)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    ctx = LoopContext(checkpoint_fn=lambda e, rec, st: saved.append(copy.deepcopy(st)) if saved is not None else None,
+                      resume_state=resume_state)
+
+    def step(epoch):
+        with torch.no_grad():
+            model.weight.fill_(epoch)
+        return {"epoch": epoch}, scores[epoch], 0.0
+
+    res = run_epochs(model, opt, ctx, Epochs(len(scores), patience, -1.0, lambda s, b: s > b, "best_score"), step,
+                     lambda start: None, lambda st, best, at: "", lambda e, improved: {}, lambda *a: None,
+                     lambda: {}, log=lambda *_: None)
+    return res, float(model.weight.detach())
+
+
+def epochs(res):
+    return [(h["epoch"], h["best_epoch"]) for h in res.history]
+
+
+def test_epoch_skeleton_stops_early_keeps_the_best_and_resumes():
+    scores = [1.0, 3.0, 2.0, 2.5, 5.0, 0.0]
+    saved = []
+    res, weight = _toy_fit(scores, patience=2, saved=saved)
+    # epoch 1 is the best; epochs 2 and 3 do not beat it: two bad epochs stop the run before epoch 4's 5.0
+    assert [h["epoch"] for h in res.history] == [0, 1, 2, 3] and res.stopped and res.last == 3
+    assert (res.best, res.best_epoch, weight) == (3.0, 1, 1.0)  # the best epoch's weights restored
+    again, weight2 = _toy_fit(scores, patience=2, resume_state=saved[1])  # killed after epoch 1
+    assert again.start == 2 and epochs(again) == epochs(res) and (again.best_epoch, weight2) == (1, 1.0)
+    done, _ = _toy_fit(scores, patience=2, resume_state=saved[-1])  # resumed after it stopped: nothing runs
+    assert done.start == 4 and done.last == 3 and done.stopped and epochs(done) == epochs(res)
+    whole, weight3 = _toy_fit(scores, patience=0)  # 0: never stop early
+    assert whole.last == 5 and not whole.stopped and (whole.best_epoch, weight3) == (4, 4.0)

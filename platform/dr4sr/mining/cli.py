@@ -11,7 +11,7 @@ import time
 from dr4sr.artifacts import ArtifactStore, default_root
 from dr4sr.cli_args import positive_int, preset_arg
 from dr4sr.mining.engines import ENGINES
-from dr4sr.mining.stage import MineConfig, mine_artifact_id, run_mine_stage
+from dr4sr.mining.stage import MineConfig
 
 # flag -> key of the `mine` config section; a flag left out keeps the resolved value
 FLAGS = {"alpha": "alpha", "beta": "beta", "max_pattern_len": "max_pattern_len",
@@ -60,12 +60,15 @@ def run_mine_cli(args: argparse.Namespace) -> int:
     require_writable(store.root, "artifact store", "pass --out DIR or set $DR4SR_ARTIFACTS")
     started = time.perf_counter()
     splits = leave_one_out(load_dataset(args.dataset, args.data_dir), max_len=args.max_len)
-    reused = store.get("mine", mine_artifact_id(splits, cfg)) is not None
-    workers = args.workers if args.workers > 1 else None
-    if workers and not reused:  # a cached artifact needs no Ray
+    from dr4sr.stages import Runtime, StageGraph, execute, stage_id
+    from dr4sr.stages.kinds import MineStage
+
+    stage = MineStage(splits, cfg, Runtime(args.workers), args.engine)
+    reused = store.get("mine", stage_id(stage)) is not None
+    if args.workers > 1 and not reused:  # a cached artifact needs no Ray
         from dr4sr.mining.distributed import ensure_ray
         ensure_ray(quiet=True)  # keep the summary readable
-    artifact = run_mine_stage(splits, cfg, store, workers=workers, engine=args.engine)
+    artifact = execute(StageGraph(stage), store, log=lambda *_: None)[stage]
     stats = json.loads((artifact.path / "stats.json").read_text())
     summary = {
         "dataset": args.dataset, "alpha": cfg.alpha, "beta": cfg.beta, "patterns": stats["num_patterns"],

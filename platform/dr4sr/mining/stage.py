@@ -1,6 +1,6 @@
-"""The `mine` stage: splits → patterns.parquet + pairs.parquet + stats.json, content-addressed.
+"""The `mine` stage's work: splits → patterns.parquet + pairs.parquet + stats.json (dr4sr.stages stores it).
 
-The artifact id hashes only what changes the result: {alpha, beta, max_pattern_len,
+Its artifact id hashes only what changes the result: {alpha, beta, max_pattern_len,
 max_pairs_per_sequence, seed} and the splits' fingerprint. The engine and the worker count are
 recorded in stats.json but do not enter the id: every engine returns the identical result.
 """
@@ -17,13 +17,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dr4sr.artifacts import Artifact, ArtifactStore, artifact_id
+from dr4sr.artifacts import Artifact
 from dr4sr.errors import ConfigError, DR4SRError
 from dr4sr.mining.engines import ENGINES, mine
 from dr4sr.mining.pairing import pair_patterns
 from dr4sr.mining.patterns import PatternSet, validate_params
-
-STAGE = "mine"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,23 +49,10 @@ class MineConfig:
         return cls(**d)
 
 
-def mine_artifact_id(splits, cfg: MineConfig) -> str:
-    return artifact_id(STAGE, dataclasses.asdict(cfg), {"splits": splits.fingerprint})
-
-
-def run_mine_stage(splits, cfg: MineConfig | dict, store: ArtifactStore, workers: int | None = None,
-                   engine: str = "native") -> Artifact:
-    """Mine and pair `splits.train_full`, or return the existing artifact with the same id."""
-    cfg = cfg if isinstance(cfg, MineConfig) else MineConfig.from_dict(dict(cfg))
+def mine_into(writer, splits, cfg: MineConfig, workers: int | None = None, engine: str = "native") -> None:
+    """Mine and pair `splits.train_full` into the artifact writer's folder (dr4sr.stages runs it)."""
     if engine not in ENGINES:
         raise ConfigError(f"mining: unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
-    config = dataclasses.asdict(cfg)
-    inputs = {"splits": splits.fingerprint}
-    return store.get_or_create(STAGE, config, inputs,
-                               lambda writer: _mine_into(writer, splits, cfg, workers, engine))
-
-
-def _mine_into(writer, splits, cfg: MineConfig, workers: int | None, engine: str) -> None:
     config = dataclasses.asdict(cfg)
     t0 = time.perf_counter()
     patterns = mine(splits.train_full, cfg.alpha, cfg.beta, engine=engine,

@@ -60,13 +60,19 @@ def _prepare(args):
     return cfg, splits, store
 
 
+def _runtime(args):
+    from dr4sr.stages import Runtime
+
+    return Runtime(args.workers, args.gpus)
+
+
 def cmd_pretrain(args) -> int:
-    from dr4sr.regen.stage import mine_stage, pretrain_stage, sasrec_init_stage
+    from dr4sr.stages import StageGraph, execute
+    from dr4sr.stages.variants import regeneration
 
     cfg, splits, store = _prepare(args)
-    mine = mine_stage(splits, cfg, store, args.workers)
-    init = sasrec_init_stage(splits, cfg, store, mine, args.workers, args.gpus)
-    art = pretrain_stage(splits, cfg, store, mine, init, args.workers, args.gpus)
+    pre = regeneration(splits, cfg, _runtime(args)).pretrain
+    art = execute(StageGraph(pre), store)[pre]
     metrics = json.loads((art.path / "metrics.json").read_text())
     print(f"best valid loss {metrics['best_valid_loss']:.4f} at epoch {metrics['best_epoch']} of "
           f"{metrics['epochs']} ({metrics['seconds_per_epoch']:.1f} s/epoch, {metrics['train_pairs']:,} pairs)")
@@ -78,10 +84,13 @@ def cmd_regenerate(args) -> int:
     from dr4sr.config import to_dict
     from dr4sr.data.stats import format_stats
     from dr4sr.regen.compose import read_dataset
-    from dr4sr.regen.stage import composition_stats, regenerate_pipeline
+    from dr4sr.regen.stage import composition_stats
+    from dr4sr.stages import StageGraph, execute
+    from dr4sr.stages.variants import regeneration
 
     cfg, splits, store = _prepare(args)
-    art = regenerate_pipeline(splits, cfg, store, args.workers, gpus=args.gpus)
+    regen = regeneration(splits, cfg, _runtime(args))
+    art = execute(StageGraph(regen), store)[regen]
     stats = json.loads((art.path / "stats.json").read_text())
     if stats.get("compose") != to_dict(cfg.compose):  # built under another compose config (not in its id)
         mine_path = store.path("mine", art.manifest["inputs"]["mine"])

@@ -30,6 +30,8 @@ COMPOSITIONS = {
     "regenerated+mined+original": ("original", "mined", "generated"),
     "original": ("original",),
 }
+# every row set a stage composes: the compositions above and `--variant pattern`'s (no regenerator)
+ROW_SETS = {**COMPOSITIONS, "mined+original": ("original", "mined")}
 
 
 @dataclasses.dataclass
@@ -106,11 +108,6 @@ def compose(parts: dict[str, list[np.ndarray]], dedupe: str) -> TrainingRows:
     return TrainingRows(rows, np.asarray(sources, dtype=object))
 
 
-def pattern_rows(train: list[np.ndarray], mine_path: str | Path, cfg: ComposeConfig) -> TrainingRows:
-    """`--variant pattern`: the original sequences + mined patterns, no regenerator."""
-    return compose({"original": list(train), "mined": mined_patterns(mine_path, cfg.mined)}, cfg.dedupe)
-
-
 def source_rows(table: pa.Table, source: str) -> list[np.ndarray]:
     """Rows of one source in a regenerate artifact's `dataset.parquet`."""
     from dr4sr.regen.regenerate import list_column
@@ -128,20 +125,49 @@ def read_dataset(artifact_path: str | Path) -> pa.Table:
 
 def composition_rows(composition: str, available: dict[str, list[np.ndarray]], dedupe: str) -> TrainingRows:
     """A composition (see COMPOSITIONS) of the rows `available` by source."""
-    if composition not in COMPOSITIONS:
+    if composition not in ROW_SETS:
         raise ConfigError(f"unknown composition {composition!r}; expected one of {tuple(COMPOSITIONS)}")
     if composition == "original":
         return original_rows(available["original"])  # the users' sequences as they are
-    return compose({s: available[s] for s in COMPOSITIONS[composition]}, dedupe)
+    return compose({s: available[s] for s in ROW_SETS[composition]}, dedupe)
 
 
-def regenerated_parts(original: list[np.ndarray], mine_path: str | Path, dataset: pa.Table,
+def regenerated_parts(original: list[np.ndarray], mine_path: str | Path, dataset: pa.Table | None,
                       mined: str) -> dict[str, list[np.ndarray]]:
-    """The sources a regenerated composition draws from: the original rows, the mine artifact's patterns
-    (`compose.mined`) and the regenerate artifact's generated rows. (The artifact's own "mined" rows are
-    the paired patterns whatever `compose.mined` says: they are not read here.)"""
-    return {"original": list(original), "mined": mined_patterns(mine_path, mined),
-            "generated": source_rows(dataset, "generated")}
+    """The sources a composition draws from: the original rows, the mine artifact's patterns
+    (`compose.mined`) and the regenerate artifact's generated rows (none without a regenerator). (The
+    artifact's own "mined" rows are the paired patterns whatever `compose.mined` says: they are not read.)"""
+    parts = {"original": list(original), "mined": mined_patterns(mine_path, mined)}
+    if dataset is not None:
+        parts["generated"] = source_rows(dataset, "generated")
+    return parts
+
+
+def write_rows(path: Path, rows: TrainingRows) -> None:
+    """A `compose` artifact's rows.parquet: one training row per line, with its source."""
+    pq.write_table(pa.table({"sequence": list_array(rows.rows),
+                             "source": pa.array(list(rows.sources), pa.string())}), path)
+
+
+def list_array(seqs: list[np.ndarray]) -> pa.LargeListArray:
+    """Item sequences as one large_list<int64> column."""
+    lens = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
+    offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
+    np.cumsum(lens, out=offsets[1:])
+    values = np.concatenate(seqs).astype(np.int64) if seqs else np.zeros(0, dtype=np.int64)
+    return pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(values, pa.int64()))
+
+
+def read_rows(artifact_path: str | Path) -> TrainingRows:
+    """The rows of a `compose` artifact."""
+    from dr4sr.regen.regenerate import list_column
+
+    path = Path(artifact_path) / "rows.parquet"
+    if not path.exists():
+        raise DR4SRError(f"{path.parent}: not a compose artifact (missing {path.name})")
+    table = pq.read_table(path)
+    return TrainingRows(list_column(table, "sequence"),
+                        np.asarray(table.column("source").to_pylist(), dtype=object))
 
 
 def regenerated_rows(composition: str, cfg: ComposeConfig, original: list[np.ndarray], mine_path: str | Path,

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from dr4sr.regen.config import PretrainConfig, RegeneratorConfig
 from dr4sr.regen.model import PAD, Regenerator, init_from_sasrec
 from dr4sr.regen.pairs import PairBatch, PairBatcher, PairData
-from dr4sr.train.loop import LoopContext, adam, resolve_device, state_bytes
+from dr4sr.train.loop import Epochs, LoopContext, adam, resolve_device, run_epochs
 from dr4sr.train.progress import EpochProgress
 from dr4sr.train.worker import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 
@@ -102,32 +102,21 @@ def pretrain_fit(inp: PretrainInput, ctx: LoopContext, log: Callable[[str], None
     valid = PairBatcher(inp.valid, cfg.batch_size, model.bos, model.eos, cfg.seed, ctx.rank, ctx.world_size,
                         shuffle=False) if len(inp.valid) else None
     total_steps = cfg.max_epochs * len(train)
-    start, best, best_epoch, bad, history, step = 0, float("inf"), -1, 0, [], 0
-    best_state = state_bytes(model)
-    if ctx.resume_state is not None:
-        st = ctx.resume_state
-        model.load_state_dict(st["model"])
-        opt.load_state_dict(st["optimizer"])
-        start, best, best_epoch, bad = st["epoch"] + 1, st["best_loss"], st["best_epoch"], st["bad_epochs"]
-        best_state, history, step = st["best_model"], st["history"], st["step"]
-        if ctx.rank == 0:
-            log(f"pre-training resumed from epoch {st['epoch']} (best valid loss {best:.4f} at epoch {best_epoch})")
-    tau = temperature(cfg, step, total_steps)
-    epoch = start - 1
-    t_train = 0.0
-    progress = EpochProgress(cfg.max_epochs, len(train), enabled=ctx.rank == 0 and ctx.show_progress,
-                             patience=cfg.patience or None,  # 0: a fixed epoch count, no early stop
-                             stream=ctx.progress_stream,
-                             start_epoch=start)
-    for epoch in range(start, cfg.max_epochs):
-        if cfg.patience and bad >= cfg.patience:
-            break
+    run: dict = {"step": 0}
+
+    def begin(start: int) -> None:
+        run["tau"] = temperature(cfg, run["step"], total_steps)
+        run["progress"] = EpochProgress(cfg.max_epochs, len(train), enabled=ctx.rank == 0 and ctx.show_progress,
+                                        patience=cfg.patience or None,  # 0: a fixed epoch count, no early stop
+                                        stream=ctx.progress_stream, start_epoch=start)
+
+    def step(epoch: int) -> tuple[dict, float, float]:
         torch.manual_seed(cfg.seed * 100003 + epoch * 101 + ctx.rank)  # dropout and Gumbel noise
         net.train()
         t0 = time.perf_counter()
         total, count = 0.0, 0
-        for batch in progress.batches(epoch, train.epoch(epoch)):
-            tau = temperature(cfg, step, total_steps)
+        for batch in run["progress"].batches(epoch, train.epoch(epoch)):
+            run["tau"] = tau = temperature(cfg, run["step"], total_steps)
             batch = batch.to(ctx.device)
             loss_sum, n, pi = token_loss(model, net, batch, tau, cfg.restrict_to_source, cfg.causal_encoder)
             loss = loss_sum / max(n, 1)
@@ -138,35 +127,35 @@ def pretrain_fit(inp: PretrainInput, ctx: LoopContext, log: Callable[[str], None
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
-            total, count, step = total + float(loss_sum.detach()), count + n, step + 1
-        t_train += time.perf_counter() - t0
+            total, count, run["step"] = total + float(loss_sum.detach()), count + n, run["step"] + 1
+        seconds = time.perf_counter() - t0
         sums = ctx.all_reduce_sum({"loss": total, "count": float(count)})
         train_loss = sums["loss"] / max(sums["count"], 1.0)
-        val = validation_loss(model, valid, cfg, tau, ctx) if valid is not None else train_loss
-        if val < best - 1e-6 or not cfg.patience:  # patience 0: a fixed epoch count, the last weights kept
-            best, best_epoch, bad = val, epoch, 0
-            best_state = state_bytes(model)
-        else:
-            bad += 1
-        record = {"epoch": epoch, "train_loss": train_loss, "valid_loss": val, "tau": tau,
-                  "best_epoch": best_epoch, "seconds": time.perf_counter() - t0}
-        history.append(record)
+        val = validation_loss(model, valid, cfg, run["tau"], ctx) if valid is not None else train_loss
+        return {"epoch": epoch, "train_loss": train_loss, "valid_loss": val, "tau": run["tau"]}, val, seconds
+
+    def report(epoch: int, record: dict, best: float, best_epoch: int) -> None:
         # without a hold-out (valid_fraction 0) the "best" is tracked on the train loss: say so
-        scored = f"valid {val:.4f}" if valid is not None else "no hold-out"
-        progress.line(epoch, best_epoch, record["seconds"],
-                      f"pretrain epoch {epoch:3d} | train {train_loss:.4f} | {scored} "
-                      f"(best {best:.4f} @ {best_epoch}) | tau {tau:.3f}")
-        ctx.end_epoch(epoch, record, lambda: {
-            "model": state_bytes(model), "optimizer": opt.state_dict(), "epoch": epoch, "best_loss": best,
-            "best_epoch": best_epoch, "bad_epochs": bad, "best_model": best_state, "history": history,
-            "step": step})
-    progress.close()
-    model.load_state_dict(best_state)
-    n_epochs = max(epoch + 1 - start, 1)
-    metrics = {"best_epoch": best_epoch, "best_valid_loss": best, "epochs": epoch + 1,
-               "seconds_per_epoch": t_train / n_epochs, "train_pairs": len(inp.train),
+        scored = f"valid {record['valid_loss']:.4f}" if valid is not None else "no hold-out"
+        run["progress"].line(epoch, best_epoch, record["seconds"],
+                             f"pretrain epoch {epoch:3d} | train {record['train_loss']:.4f} | {scored} "
+                             f"(best {best:.4f} @ {best_epoch}) | tau {record['tau']:.3f}")
+
+    # patience 0: a fixed epoch count, the last weights kept
+    spec = Epochs(cfg.max_epochs, cfg.patience, float("inf"), lambda v, best: v < best - 1e-6 or not cfg.patience,
+                  "best_loss")
+    res = run_epochs(model, opt, ctx, spec, step, begin,
+                     lambda st, best, at: f"pre-training resumed from epoch {st['epoch']} (best valid loss "
+                     f"{best:.4f} at epoch {at})", lambda epoch, improved: {}, report,
+                     lambda: {"step": run["step"]}, lambda st: run.update(step=st["step"]), log)
+    run["progress"].close()
+    # counts the epoch early stopping skipped, as pre-training always reported it
+    epoch = res.last + 1 if res.stopped and res.last + 1 < cfg.max_epochs else res.last
+    n_epochs = max(epoch + 1 - res.start, 1)
+    metrics = {"best_epoch": res.best_epoch, "best_valid_loss": res.best, "epochs": epoch + 1,
+               "seconds_per_epoch": res.train_seconds / n_epochs, "train_pairs": len(inp.train),
                "valid_pairs": len(inp.valid), "world_size": ctx.world_size, "init_copied": copied,
-               "history": history}
+               "history": res.history}
     return {"model_state": {k: v.cpu() for k, v in model.state_dict().items()}, "metrics": metrics}
 
 

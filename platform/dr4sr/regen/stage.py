@@ -1,5 +1,5 @@
-"""Stages `pretrain` and `regenerate` as content-addressed artifacts, and the whole chain
-mine -> SASRec init (a `train` artifact) -> pretrain -> regenerate behind `regenerate_pipeline`.
+"""The work of the `pretrain` and `regenerate` stages (dr4sr.stages stores them as artifacts and chains
+mine -> SASRec init (a `train` artifact) -> pretrain -> regenerate), and their config keys.
 
 The regenerate artifact holds `dataset.parquet`: rows (sequence list<int64>, user, k, source) with
 source in {original, mined (the paired patterns), generated}; mined and generated rows are deduplicated
@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from dr4sr.artifacts import Artifact, ArtifactStore, artifact_id
+from dr4sr.artifacts import Artifact
 from dr4sr.config import to_dict
 from dr4sr.data.splits import Splits
 from dr4sr.data.stats import sequence_stats
@@ -30,8 +30,8 @@ from dr4sr.regen.compose import COMPOSITIONS as _COMPOSITIONS
 from dr4sr.regen.compose import (
     ComposeConfig,
     composition_rows,
+    list_array,
     load_mined,
-    pattern_rows,
     read_dataset,
     regenerated_parts,
     regenerated_rows,
@@ -54,26 +54,6 @@ def pair_data_from_mine(splits: Splits, mine_path: str | Path) -> PairData:
 
 
 # ---- SASRec initialisation ----------------------------------------------------------------------
-def init_rows(splits: Splits, cfg: RegenPipelineConfig, mine: Artifact):
-    """(rows, data id) the init SASRec trains on; the same rows and id as `dr4sr run --variant backbone`
-    (init.data=original) or `--variant pattern` (init.data=pattern), so that run's artifact is reused."""
-    if cfg.init.data == "original":
-        return None, "original"
-    rows = pattern_rows(splits.train, mine.path, cfg.compose)
-    return rows.rows, rows.data_id("mined+original")
-
-
-def sasrec_init_stage(splits: Splits, cfg: RegenPipelineConfig, store: ArtifactStore, mine: Artifact,
-                      workers: int = 1, gpus: bool = False, log: Log = print) -> Artifact | None:
-    """A `train` artifact of SASRec on init.data (None when init.mode = scratch)."""
-    if cfg.init.mode == "scratch":
-        return None
-    from dr4sr.train.runner import cached_train
-
-    rows, data_id = init_rows(splits, cfg, mine)
-    return cached_train(store, init_run_config(cfg), splits, rows, data_id, workers, gpus, log)
-
-
 def init_run_config(cfg: RegenPipelineConfig):
     from dr4sr.train.runner import build_run_config
 
@@ -87,58 +67,45 @@ def pretrain_key(cfg: RegenPipelineConfig) -> dict:
     return {"regen": to_dict(cfg.regen), "pretrain": pre, "init": init}
 
 
-def pretrain_inputs(splits: Splits, mine_id: str, init_id: str | None) -> dict:
-    return {"splits": splits.fingerprint, "mine": mine_id, "init": init_id or "scratch"}
-
-
-def pretrain_stage(splits: Splits, cfg: RegenPipelineConfig, store: ArtifactStore, mine: Artifact,
-                   init: Artifact | None, workers: int = 1, gpus: bool = False, log: Log = print) -> Artifact:
-    inputs = pretrain_inputs(splits, mine.id, init.id if init else None)
-    key = pretrain_key(cfg)
-    found = store.get("pretrain", artifact_id("pretrain", key, inputs))
-    if found is not None:
-        log(f"reusing pretrained regenerator {found.path}")
-        return found
-    if cfg.init.mode == "sasrec" and init is None:
+def pretrain_into(w, splits: Splits, cfg: RegenPipelineConfig, mine_path: Path, init_path: Path | None,
+                  workers: int = 1, gpus: bool = False, log: Log = print) -> None:
+    """Pre-train into an artifact writer's staging folder (dr4sr.stages runs it). The folder belongs to this
+    id: its checkpoint is a killed run of this very config, resumed."""
+    if cfg.init.mode == "sasrec" and init_path is None:
         raise ConfigError("init.mode is 'sasrec' but no SASRec init artifact was given")
-    data = pair_data_from_mine(splits, mine.path)
+    data = pair_data_from_mine(splits, mine_path)
     if len(data) < 2:
-        raise DR4SRError(f"mine artifact {mine.path} has {len(data)} pairs; pre-training needs at least 2")
+        raise DR4SRError(f"mine artifact {mine_path} has {len(data)} pairs; pre-training needs at least 2")
     train, valid = data.split(cfg.pretrain.valid_fraction, cfg.pretrain.seed)
-    init_state = load_checkpoint(init.path / "model.pt") if init else None
-
-    def build(w) -> None:
-        # the staging folder belongs to this id: its checkpoint is a killed run of this very config
-        started = time.time()
-        ckpt = w.dir / "checkpoints"
-        resume_state = None
-        if (ckpt / CHECKPOINT_NAME).exists():
-            try:
-                resume_state = load_checkpoint(ckpt / CHECKPOINT_NAME)
-            except CheckpointError as exc:
-                log(f"discarding the unreadable checkpoint of a killed run ({exc})")
-                shutil.rmtree(ckpt)
-        inp = PretrainInput(cfg.regen, cfg.pretrain, splits.num_items, train, valid, init_state,
-                            str(ckpt.resolve()), init_copy=cfg.init.copy)
-        log(f"pre-training the regenerator on {len(train):,} pairs ({len(valid):,} held out), "
-            f"{'Ray Train x' + str(workers) if workers > 1 else 'local'}")
-        if workers > 1:
-            out = pretrain_ray(inp, workers, gpus, str((w.dir / "ray").resolve()), resume_state)
-        else:
-            out = pretrain_local(inp, resume=resume_state is not None, log=log, gpus=gpus,  # s3://: to the bucket
-                                 on_checkpoint=w.save_progress)
-        metrics = {**out["metrics"], "num_items": splits.num_items, "wall_seconds": time.time() - started,
-                   "workers": workers}
-        for scratch in ("checkpoints", "ray"):
-            shutil.rmtree(w.dir / scratch, ignore_errors=True)
-        with open(w.dir / "model.pt", "wb") as f:
-            torch.save(out["model_state"], f)
-        (w.dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        w.info.update({"preset": cfg.preset, "init_data": cfg.init.data,
-                       "best_valid_loss": metrics["best_valid_loss"], "epochs": metrics["epochs"],
-                       "rows": {"train_pairs": len(train), "valid_pairs": len(valid)}})
-
-    return store.get_or_create("pretrain", key, inputs, build, resumable=True, log=log)
+    init_state = load_checkpoint(Path(init_path) / "model.pt") if init_path else None
+    started = time.time()
+    ckpt = w.dir / "checkpoints"
+    resume_state = None
+    if (ckpt / CHECKPOINT_NAME).exists():
+        try:
+            resume_state = load_checkpoint(ckpt / CHECKPOINT_NAME)
+        except CheckpointError as exc:
+            log(f"discarding the unreadable checkpoint of a killed run ({exc})")
+            shutil.rmtree(ckpt)
+    inp = PretrainInput(cfg.regen, cfg.pretrain, splits.num_items, train, valid, init_state,
+                        str(ckpt.resolve()), init_copy=cfg.init.copy)
+    log(f"pre-training the regenerator on {len(train):,} pairs ({len(valid):,} held out), "
+        f"{'Ray Train x' + str(workers) if workers > 1 else 'local'}")
+    if workers > 1:
+        out = pretrain_ray(inp, workers, gpus, str((w.dir / "ray").resolve()), resume_state)
+    else:
+        out = pretrain_local(inp, resume=resume_state is not None, log=log, gpus=gpus,  # s3://: to the bucket
+                             on_checkpoint=w.save_progress)
+    metrics = {**out["metrics"], "num_items": splits.num_items, "wall_seconds": time.time() - started,
+               "workers": workers}
+    for scratch in ("checkpoints", "ray"):
+        shutil.rmtree(w.dir / scratch, ignore_errors=True)
+    with open(w.dir / "model.pt", "wb") as f:
+        torch.save(out["model_state"], f)
+    (w.dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    w.info.update({"preset": cfg.preset, "init_data": cfg.init.data,
+                   "best_valid_loss": metrics["best_valid_loss"], "epochs": metrics["epochs"],
+                   "rows": {"train_pairs": len(train), "valid_pairs": len(valid)}})
 
 
 # ---- regenerate ---------------------------------------------------------------------------------
@@ -160,11 +127,7 @@ def _dedupe(seqs: list[np.ndarray], seen: set | None = None) -> np.ndarray:
 
 
 def _rows(source: str, users: np.ndarray, ks: np.ndarray, seqs: list[np.ndarray]) -> pa.Table:
-    lens = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
-    offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
-    np.cumsum(lens, out=offsets[1:])
-    values = np.concatenate(seqs).astype(np.int64) if seqs else np.zeros(0, dtype=np.int64)
-    return pa.table({"sequence": pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(values, pa.int64())),
+    return pa.table({"sequence": list_array(seqs),
                      "user": pa.array(np.asarray(users, dtype=np.int64)), "k": pa.array(np.asarray(ks, dtype=np.int64)),
                      "source": pa.array([source] * len(seqs), pa.string())})
 
@@ -205,62 +168,30 @@ def composition_stats(splits: Splits, mine_path: str | Path, table: pa.Table, co
     return out
 
 
-def regenerate_inputs(splits: Splits, pretrain_id: str, mine_id: str) -> dict:
-    return {"splits": splits.fingerprint, "pretrain": pretrain_id, "mine": mine_id}
-
-
-def regenerate_stage(splits: Splits, cfg: RegenPipelineConfig, store: ArtifactStore, pretrain: Artifact,
-                     mine: Artifact, workers: int = 1, log: Log = print) -> Artifact:
-    inputs = regenerate_inputs(splits, pretrain.id, mine.id)
-    key = regenerate_key(cfg)
-    found = store.get("regenerate", artifact_id("regenerate", key, inputs))
-    if found is not None:
-        log(f"reusing regenerated dataset {found.path}")
-        return found
-
-    def build(w) -> None:
-        state = load_checkpoint(pretrain.path / "model.pt")
-        model_cfg = cfg.regen
-        t0 = time.time()
-        generated = regenerate(state, model_cfg, splits.num_items, splits.train, splits.users, cfg.regenerate,
-                               workers, log=log)
-        seconds = time.time() - t0
-        log(f"regenerated {len(splits.train):,} sequences x K={model_cfg.k} in {seconds:.1f}s "
-            f"({len(splits.train) / max(seconds, 1e-9):.0f} sequences/s)")
-        table = build_dataset(splits, mine.path, generated)
-        source = table.column("source").to_numpy(zero_copy_only=False)
-        gen_k = table.column("k").to_numpy()[source == "generated"]
-        decoded_k = generated.column("k").to_numpy()
-        empty = np.diff(generated.column("sequence").combine_chunks().offsets.to_numpy()) == 0
-        stats = {"decode_seconds": seconds, "workers": workers, "generated_rows_before_dedupe": generated.num_rows,
-                 "rows": {s: int(np.sum(source == s)) for s in ("original", "mined", "generated")},
-                 # per memory: decodes, rows dropped as too short, distinct rows kept (first memory wins a tie)
-                 "rows_by_memory": {int(k): {"decoded": int(np.sum(decoded_k == k)),
-                                             "dropped_short": int(np.sum(empty & (decoded_k == k))),
-                                             "kept": int(np.sum(gen_k == k))} for k in np.unique(decoded_k)}}
-        stats.update(composition_stats(splits, mine.path, table, cfg.compose))
-        pq.write_table(table, w.dir / "dataset.parquet")
-        (w.dir / "stats.json").write_text(json.dumps(stats, indent=2))
-        w.info.update({"preset": cfg.preset, "rows": stats["rows"], "rows_by_memory": stats["rows_by_memory"],
-                       "decode_seconds": round(seconds, 3)})
-
-    return store.get_or_create("regenerate", key, inputs, build, log=log)
-
-
-# ---- the whole chain ----------------------------------------------------------------------------
-def regenerate_pipeline(splits: Splits, cfg: RegenPipelineConfig, store: ArtifactStore, workers: int = 1,
-                        log: Log = print, gpus: bool = False) -> Artifact:
-    """mine -> SASRec init (unless scratch) -> pretrain -> regenerate; every stage reuses its cached artifact."""
-    mine = mine_stage(splits, cfg, store, workers, log)
-    init = sasrec_init_stage(splits, cfg, store, mine, workers, gpus, log)
-    pre = pretrain_stage(splits, cfg, store, mine, init, workers, gpus, log)
-    return regenerate_stage(splits, cfg, store, pre, mine, workers, log)
-
-
-def mine_stage(splits: Splits, cfg: RegenPipelineConfig, store: ArtifactStore, workers: int = 1,
-               log: Log = print) -> Artifact:
-    from dr4sr.mining.stage import run_mine_stage
-
-    art = run_mine_stage(splits, dict(cfg.mine), store, workers if workers > 1 else None)
-    log(f"mine artifact {art.path}")
-    return art
+def regenerate_into(w, splits: Splits, cfg: RegenPipelineConfig, pretrain_path: Path, mine_path: Path,
+                    workers: int = 1, log: Log = print) -> None:
+    """Decode the regenerated dataset into an artifact writer's staging folder (dr4sr.stages runs it)."""
+    state = load_checkpoint(Path(pretrain_path) / "model.pt")
+    model_cfg = cfg.regen
+    t0 = time.time()
+    generated = regenerate(state, model_cfg, splits.num_items, splits.train, splits.users, cfg.regenerate,
+                           workers, log=log)
+    seconds = time.time() - t0
+    log(f"regenerated {len(splits.train):,} sequences x K={model_cfg.k} in {seconds:.1f}s "
+        f"({len(splits.train) / max(seconds, 1e-9):.0f} sequences/s)")
+    table = build_dataset(splits, mine_path, generated)
+    source = table.column("source").to_numpy(zero_copy_only=False)
+    gen_k = table.column("k").to_numpy()[source == "generated"]
+    decoded_k = generated.column("k").to_numpy()
+    empty = np.diff(generated.column("sequence").combine_chunks().offsets.to_numpy()) == 0
+    stats = {"decode_seconds": seconds, "workers": workers, "generated_rows_before_dedupe": generated.num_rows,
+             "rows": {s: int(np.sum(source == s)) for s in ("original", "mined", "generated")},
+             # per memory: decodes, rows dropped as too short, distinct rows kept (first memory wins a tie)
+             "rows_by_memory": {int(k): {"decoded": int(np.sum(decoded_k == k)),
+                                         "dropped_short": int(np.sum(empty & (decoded_k == k))),
+                                         "kept": int(np.sum(gen_k == k))} for k in np.unique(decoded_k)}}
+    stats.update(composition_stats(splits, mine_path, table, cfg.compose))
+    pq.write_table(table, w.dir / "dataset.parquet")
+    (w.dir / "stats.json").write_text(json.dumps(stats, indent=2))
+    w.info.update({"preset": cfg.preset, "rows": stats["rows"], "rows_by_memory": stats["rows_by_memory"],
+                   "decode_seconds": round(seconds, 3)})

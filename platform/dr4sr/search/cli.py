@@ -238,9 +238,12 @@ def cmd_grid(args) -> int:
         resolve_space(argparse.Namespace(space=args.space, dataset=None, backbone=None, overrides=args.overrides,
                                          preset=args.preset))
     if args.dry_run:
+        from dr4sr.pipeline import VARIANTS, recipe
+
         runs = plan(opts, {label(d): d for d in opts.datasets})
         for r in runs:
-            print(f"{'done' if finished(r.dir(opts.out)) else 'todo'}  {r.label}  -> {r.dir(opts.out)}")
+            stages = f"  [{' > '.join(recipe(r.variant, r.backbone, opts.preset))}]" if r.variant in VARIANTS else ""
+            print(f"{'done' if finished(r.dir(opts.out)) else 'todo'}  {r.label}  -> {r.dir(opts.out)}{stages}")
         print(f"{len(runs)} runs" + (f", plus a {args.space} study per (dataset, backbone) cell" if args.space else ""))
         return 0
     summary = run_grid(opts)

@@ -20,11 +20,10 @@ from pathlib import Path
 
 from dr4sr.errors import ConfigError
 from dr4sr.paths import atomic_write_text
-from dr4sr.pipeline import VARIANTS, RunRequest, run_variant
+from dr4sr.pipeline import VARIANTS, RunRequest, recipe, run_variant
 from dr4sr.storage import resolve_store
 
 DATASETS = ("beauty", "sports", "toys", "yelp")
-REGENERATING = ("dr4sr", "dr4sr+", "dr4sr-no-diversity", "constant")
 SMOKE_USERS, SMOKE_ITEMS = 300, 300
 TUNED = "tuned"
 RUN_RETRIES = 2  # per run, after its worker process or node died
@@ -141,11 +140,16 @@ def plan(opts: GridOptions, data: dict[str, str]) -> list[GridRun]:
     return runs[:first] + extra + runs[first:]
 
 
+def regenerates(run: GridRun) -> bool:
+    """Whether the run's stage graph holds a regenerate stage."""
+    return run.variant in VARIANTS and "regenerate" in recipe(run.variant, run.backbone)
+
+
 def leads(runs: list[GridRun]) -> dict[str, GridRun]:
     """Per dataset, the first regenerating run (SASRec first: its init is SASRec's own backbone run)."""
     out = {}
     for r in sorted(runs, key=lambda r: (r.backbone != "sasrec", r.seed)):
-        if r.variant in REGENERATING and r.dataset not in out:
+        if regenerates(r) and r.dataset not in out:
             out[r.dataset] = r
     return out
 
@@ -232,7 +236,7 @@ def execute(opts: GridOptions, runs: list[GridRun], fields_of, on_done, label: s
 
     def ready(r: GridRun) -> bool:
         lead = first.get(r.dataset)
-        return r.variant not in REGENERATING or lead is None or lead is r or lead not in todo
+        return not regenerates(r) or lead is None or lead is r or lead not in todo
 
     def fill() -> None:
         while todo and (limit is None or len(pending) < limit):

@@ -2,6 +2,8 @@
 
 Distribution is behind `LoopContext` (rank, world size, all-reduce, checkpoint/report); the loop
 never imports Ray. Early stopping on the validation metric; the best weights are restored at the end.
+`run_epochs` is that epoch skeleton (resume, early stopping, best weights, a checkpoint per epoch), shared
+with the regenerator's pre-training (dr4sr.regen.pretrain), which brings its own step.
 """
 from __future__ import annotations
 
@@ -131,6 +133,81 @@ def state_bytes(module: torch.nn.Module) -> dict:
     return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
 
 
+@dataclasses.dataclass
+class Epochs:
+    """The epoch bookkeeping every fit shares (target training and regenerator pre-training): resume from
+    a checkpoint, a validation score per epoch, early stopping, the best weights kept and restored, and a
+    checkpoint after every epoch."""
+    max_epochs: int
+    patience: int  # epochs without improvement before stopping; 0 = never stop early
+    best: float  # the score to beat at the start
+    improves: Callable[[float, float], bool]  # (this epoch's score, the best so far)
+    best_key: str  # the checkpoint's name for the best score (each fit keeps its own: old checkpoints resume)
+
+
+@dataclasses.dataclass
+class EpochsResult:
+    history: list[dict]
+    best: float
+    best_epoch: int
+    start: int  # the first epoch this process ran (after a resume: the checkpoint's + 1)
+    last: int  # the last finished epoch (start - 1 when none ran)
+    stopped: bool  # early stopping ended the run
+    train_seconds: float
+
+
+def run_epochs(model: torch.nn.Module, opt: torch.optim.Optimizer, ctx: LoopContext, spec: Epochs,
+               step: Callable[[int], tuple[dict, float, float]], begin: Callable[[int], None],
+               resumed: Callable[[dict, float, int], str], record_extra: Callable[[int, bool], dict],
+               report: Callable[[int, dict, float, int], None], state_extra: Callable[[], dict],
+               on_resume: Callable[[dict], None] = lambda st: None, log: Callable[[str], None] = print
+               ) -> EpochsResult:
+    """The shared skeleton: `step(epoch)` trains and validates one epoch, returning (record, score, training
+    seconds); `begin(start)` runs after a resume; `record_extra(epoch, improved)` adds to the epoch's record
+    and `report(epoch, record, best, best_epoch)` shows it (on every rank, in this order); `state_extra()`
+    adds to a checkpoint and `on_resume(state)` reads it back; `resumed(...)` is the line a resume prints."""
+    best, best_epoch, bad, history, start = spec.best, -1, 0, [], 0
+    best_state = state_bytes(model)
+    if ctx.resume_state is not None:
+        st = ctx.resume_state
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["optimizer"])
+        start, best, best_epoch, bad = st["epoch"] + 1, st[spec.best_key], st["best_epoch"], st["bad_epochs"]
+        best_state, history = st["best_model"], st["history"]
+        on_resume(st)
+        if ctx.rank == 0:
+            log(resumed(st, best, best_epoch))
+    begin(start)
+
+    def stop() -> bool:
+        return spec.patience > 0 and bad >= spec.patience
+
+    stopped, last, train_seconds = stop(), start - 1, 0.0
+    for epoch in range(spec.max_epochs if stopped else start, spec.max_epochs):
+        t0 = time.perf_counter()
+        record, score, seconds = step(epoch)
+        train_seconds += seconds
+        improved = spec.improves(score, best)
+        if improved:
+            best, best_epoch, bad = score, epoch, 0
+            best_state = state_bytes(model)
+        else:
+            bad += 1
+        record = {**record, "best_epoch": best_epoch, "seconds": time.perf_counter() - t0,
+                  **record_extra(epoch, improved)}
+        history.append(record)
+        report(epoch, record, best, best_epoch)
+        ctx.end_epoch(epoch, record, lambda: {
+            "model": state_bytes(model), "optimizer": opt.state_dict(), "epoch": epoch, spec.best_key: best,
+            "best_epoch": best_epoch, "bad_epochs": bad, "best_model": best_state, "history": history,
+            **state_extra()})
+        last, stopped = epoch, stop()
+        if stopped:
+            break
+    model.load_state_dict(best_state)
+    return EpochsResult(history, best, best_epoch, start, last, stopped, train_seconds)
+
+
 def fit(model: Backbone, batcher: TrainBatcher, splits: Splits, cfg: TrainConfig, ctx: LoopContext,
         aux_loss: AuxLoss | None = None, log: Callable[[str], None] = print,
         hook: LoopHook | None = None) -> FitResult:
@@ -141,30 +218,23 @@ def fit(model: Backbone, batcher: TrainBatcher, splits: Splits, cfg: TrainConfig
     hook.start(model, ctx)
     opt = adam([*model.parameters(), *hook.lower_parameters()], lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator(device=ctx.device)
-    start_epoch, best_score, best_epoch, bad, history = 0, -1.0, -1, 0, []
-    best_state = state_bytes(model)
-    if ctx.resume_state is not None:
-        st = ctx.resume_state
-        model.load_state_dict(st["model"])
-        opt.load_state_dict(st["optimizer"])
-        start_epoch, best_score, best_epoch, bad = st["epoch"] + 1, st["best_score"], st["best_epoch"], st["bad_epochs"]
-        best_state, history = st["best_model"], st["history"]
+    run: dict = {"eval_time": 0.0, "rng": None}
+
+    def on_resume(st: dict) -> None:
         hook.load_state_dict(st.get("hook", {}))
         if len(st.get("rng", ())) == ctx.world_size:  # dropout masks continue as in an uninterrupted run
             torch.set_rng_state(torch.as_tensor(st["rng"][ctx.rank]))
-        if ctx.rank == 0:
-            log(f"resumed from epoch {st['epoch']} (best {cfg.valid_metric} {best_score:.4f} at epoch {best_epoch})")
-    progress = EpochProgress(cfg.max_epochs, len(batcher), enabled=ctx.rank == 0 and ctx.show_progress,
-                             stream=ctx.progress_stream,
-                             patience=cfg.patience, start_epoch=start_epoch)
-    train_time = eval_time = 0.0
-    epoch = start_epoch - 1
-    for epoch in range(start_epoch if bad < cfg.patience else cfg.max_epochs, cfg.max_epochs):
+
+    def begin(start: int) -> None:
+        run["progress"] = EpochProgress(cfg.max_epochs, len(batcher), enabled=ctx.rank == 0 and ctx.show_progress,
+                                        stream=ctx.progress_stream, patience=cfg.patience, start_epoch=start)
+
+    def step(epoch: int) -> tuple[dict, float, float]:
         gen.manual_seed(cfg.seed * 100003 + epoch * 101 + ctx.rank)
         net.train()
         t0 = time.perf_counter()
         total, count = 0.0, 0
-        for batch in progress.batches(epoch, batcher.epoch(epoch)):
+        for batch in run["progress"].batches(epoch, batcher.epoch(epoch)):
             batch = batch.to(ctx.device)
             hidden = hidden_for_targets(model, batch.inputs, batch.lengths, batch.targets, net)
             loss, _ = next_item_loss(model, hidden, batch.targets, cfg.loss, hook.weights(batch, hidden, epoch), gen)
@@ -179,38 +249,32 @@ def fit(model: Backbone, batcher: TrainBatcher, splits: Splits, cfg: TrainConfig
             hook.after_step(batch, epoch)
             total += float(loss.detach())
             count += 1
-            progress.set_loss(total / count)
-        train_time += time.perf_counter() - t0
+            run["progress"].set_loss(total / count)
+        seconds = time.perf_counter() - t0
         red = ctx.all_reduce_sum({"loss": total, "batches": float(count)})  # the global mean, on every rank
         total, count = red["loss"], int(red["batches"])
         t1 = time.perf_counter()
         valid, _ = evaluate(model, splits, "valid", ctx, cfg.eval_batch_size)
-        eval_time += time.perf_counter() - t1
-        score = valid[cfg.valid_metric]
-        improved = score > best_score
-        if improved:
-            best_score, best_epoch, bad = score, epoch, 0
-            best_state = state_bytes(model)
-        else:
-            bad += 1
-        record = {"epoch": epoch, "loss": total / max(count, 1), **{f"valid_{k}": v for k, v in valid.items()},
-                  "best_epoch": best_epoch, "seconds": time.perf_counter() - t0, **hook.end_epoch(epoch, improved)}
-        history.append(record)
-        progress.end_epoch(record, cfg.valid_metric, best_score)
-        rng = ctx.gather(torch.get_rng_state().numpy())  # every rank's, for an exact resume
-        ctx.end_epoch(epoch, record, lambda: {
-            "model": state_bytes(model), "optimizer": opt.state_dict(), "epoch": epoch, "best_score": best_score,
-            "best_epoch": best_epoch, "bad_epochs": bad, "best_model": best_state, "history": history,
-            "rng": [torch.from_numpy(r) for r in rng], "hook": hook.state_dict()})
-        if bad >= cfg.patience:
-            break
-    progress.close()
-    model.load_state_dict(best_state)
+        run["eval_time"] += time.perf_counter() - t1
+        record = {"epoch": epoch, "loss": total / max(count, 1), **{f"valid_{k}": v for k, v in valid.items()}}
+        return record, valid[cfg.valid_metric], seconds
+
+    def report(epoch: int, record: dict, best: float, best_epoch: int) -> None:
+        run["progress"].end_epoch(record, cfg.valid_metric, best)
+        run["rng"] = ctx.gather(torch.get_rng_state().numpy())  # every rank's, for an exact resume
+
+    res = run_epochs(model, opt, ctx, Epochs(cfg.max_epochs, cfg.patience, -1.0, lambda s, b: s > b, "best_score"),
+                     step, begin, lambda st, best, at: f"resumed from epoch {st['epoch']} (best {cfg.valid_metric} "
+                     f"{best:.4f} at epoch {at})", hook.end_epoch, report,
+                     lambda: {"rng": [torch.from_numpy(r) for r in run["rng"]], "hook": hook.state_dict()},
+                     on_resume, log)
+    run["progress"].close()
     hook.finish()
-    epoch = history[-1]["epoch"] if history else -1
-    n_epochs = max(epoch + 1 - start_epoch, 1)
-    best_valid = next((dict(h) for h in history if h["epoch"] == best_epoch), {})
-    return FitResult(best_epoch, epoch + 1, best_valid, history, train_time / n_epochs, eval_time / n_epochs)
+    epoch = res.history[-1]["epoch"] if res.history else -1
+    n_epochs = max(epoch + 1 - res.start, 1)
+    best_valid = next((dict(h) for h in res.history if h["epoch"] == res.best_epoch), {})
+    return FitResult(res.best_epoch, epoch + 1, best_valid, res.history, res.train_seconds / n_epochs,
+                     run["eval_time"] / n_epochs)
 
 
 def test_ranks(model: Backbone, splits: Splits, ctx: LoopContext, batch_size: int) -> tuple[dict, np.ndarray]:

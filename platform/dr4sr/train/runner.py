@@ -1,4 +1,5 @@
-"""The `train` stage: config -> data -> fit (locally or on Ray Train) -> metrics.json + user_metrics.parquet."""
+"""Training a model: config -> data -> fit (locally or on Ray Train) -> metrics.json + user_metrics.parquet
+(the `train` stage of dr4sr.stages stores it as an artifact)."""
 from __future__ import annotations
 
 import shutil
@@ -9,7 +10,6 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from dr4sr.artifacts import Artifact, ArtifactStore, artifact_id
 from dr4sr.config import CONFIG_DIR, deep_merge, from_dict, load_yaml, to_dict
 from dr4sr.data.datasets import load_dataset
 from dr4sr.data.splits import Splits, leave_one_out
@@ -74,12 +74,13 @@ def check_writable(out_dir: str | Path) -> Path:
 
 def train_stage(cfg: RunConfig, out_dir: str | Path, splits: Splits | None = None,
                 sequences: Sequence[np.ndarray] | None = None, row_weights: np.ndarray | None = None,
-                workers: int = 1, gpus: bool = False, resume: bool = False, store_root: str | None = None,
-                extra_metrics: dict | None = None, log=print, row_sources: Sequence[str] | None = None,
-                on_epoch=None, on_checkpoint=None) -> dict:
+                workers: int = 1, gpus: bool = False, resume: bool = False, extra_metrics: dict | None = None,
+                log=print, row_sources: Sequence[str] | None = None, on_epoch=None, item_graph=None,
+                on_checkpoint=None) -> dict:
     """Train `cfg.backbone` on `sequences` (default: the original training sequences) and test it.
-    `on_epoch(record)` gets every epoch's record (epoch, loss, valid_*), on the driver;
-    `on_checkpoint(path)` each epoch checkpoint once written (single-process training only: with Ray
+    `on_epoch(record)` gets every epoch's record (epoch, loss, valid_*), on the driver. `item_graph`: a graph
+    backbone's graph built beforehand (the stage graph's `graph` artifact); else the worker builds it.
+    `on_checkpoint(path)`: each epoch checkpoint once written (single-process training only: with Ray
     Train, rank 0 writes it on its own node)."""
     extension = enabled_extension(cfg)  # e.g. DR4SR+; an enabled one whose room is not loaded stops here
     splits = splits or prepare_splits(cfg)  # bad data stops before anything is written
@@ -92,7 +93,7 @@ def train_stage(cfg: RunConfig, out_dir: str | Path, splits: Splits | None = Non
         resume_state = check_resume_state(load_checkpoint(path), path, run_identity(cfg, splits.num_items))
     elif resume:
         log(f"no checkpoint in {ckpt_dir}; starting from scratch")
-    inp = TrainingInput(cfg, splits, sequences, row_weights, store_root, str(ckpt_dir.resolve()), row_sources,
+    inp = TrainingInput(cfg, splits, sequences, row_weights, item_graph, str(ckpt_dir.resolve()), row_sources,
                         extension)
     started = time.time()
     if gpus and not torch.cuda.is_available():
@@ -137,41 +138,26 @@ def train_key(cfg: RunConfig) -> dict:
     return key
 
 
-def train_inputs(splits: Splits, data_id: str) -> dict:
-    return {"splits": splits.fingerprint, "sequences": data_id}
+def train_into(w, cfg: RunConfig, splits: Splits, sequences: Sequence[np.ndarray] | None = None,
+               row_sources: Sequence[str] | None = None, item_graph=None, workers: int = 1, gpus: bool = False,
+               log=print, on_epoch=None) -> None:
+    """Train into an artifact writer's staging folder (dr4sr.stages runs it). The folder is this id's: a
+    checkpoint there is a killed run of this very config, resumed; an unreadable one is discarded."""
+    def train(resume: bool) -> dict:
+        # on an s3:// store each checkpoint also goes to the bucket, so a run moved to another node resumes
+        return train_stage(cfg, w.dir, splits, sequences, workers=workers, gpus=gpus, resume=resume, log=log,
+                           row_sources=row_sources, on_epoch=on_epoch, item_graph=item_graph,
+                           on_checkpoint=w.save_progress)
 
-
-def cached_train(store: ArtifactStore, cfg: RunConfig, splits: Splits, sequences: Sequence[np.ndarray] | None = None,
-                 data_id: str = "original", workers: int = 1, gpus: bool = False, log=print,
-                 row_sources: Sequence[str] | None = None, on_epoch=None) -> Artifact:
-    """A content-addressed `train` artifact: the same config on the same data is trained once.
-    `row_sources` (per row, for DR4SR+'s fixed rows) follow from the data, so `data_id` covers them."""
-    inputs = train_inputs(splits, data_id)
-    found = store.get("train", artifact_id("train", train_key(cfg), inputs))
-    if found is not None:
-        log(f"reusing trained {cfg.backbone} {found.path}")
-        return found
-
-    def build(w) -> None:
-        # the staging folder is this id's: a checkpoint there is a killed run of this very config; on an
-        # s3:// store each checkpoint also goes to the bucket, so a run moved to another node resumes
-        keep = w.save_progress
-        try:
-            metrics = train_stage(cfg, w.dir, splits, sequences, workers=workers, gpus=gpus,
-                                  resume=(w.dir / "checkpoints" / CHECKPOINT_NAME).exists(),
-                                  store_root=store.uri, log=log, row_sources=row_sources,
-                                  on_epoch=on_epoch, on_checkpoint=keep)
-        except CheckpointError as exc:
-            log(f"discarding the unreadable checkpoint of a killed run ({exc}); training from scratch")
-            shutil.rmtree(w.dir / "checkpoints", ignore_errors=True)
-            metrics = train_stage(cfg, w.dir, splits, sequences, workers=workers, gpus=gpus,
-                                  store_root=store.uri, log=log, row_sources=row_sources,
-                                  on_epoch=on_epoch, on_checkpoint=keep)
-        for scratch in ("checkpoints", "ray"):  # the artifact keeps only the best weights
-            shutil.rmtree(w.dir / scratch, ignore_errors=True)
-        w.info["test"] = metrics["test"]
-
-    return store.get_or_create("train", train_key(cfg), inputs, build, resumable=True, log=log)
+    try:
+        metrics = train((w.dir / "checkpoints" / CHECKPOINT_NAME).exists())
+    except CheckpointError as exc:
+        log(f"discarding the unreadable checkpoint of a killed run ({exc}); training from scratch")
+        shutil.rmtree(w.dir / "checkpoints", ignore_errors=True)
+        metrics = train(False)
+    for scratch in ("checkpoints", "ray"):  # the artifact keeps only the best weights
+        shutil.rmtree(w.dir / scratch, ignore_errors=True)
+    w.info["test"] = metrics["test"]
 
 
 def use_ray_train(workers: int) -> bool:

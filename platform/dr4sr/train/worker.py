@@ -15,6 +15,7 @@ import torch
 
 from dr4sr.config import from_dict
 from dr4sr.data.batching import TrainBatcher
+from dr4sr.data.graph import ItemGraph, build_item_graph, graph_sequences
 from dr4sr.data.splits import Splits
 from dr4sr.errors import DR4SRError
 from dr4sr.models.base import BuildContext
@@ -22,7 +23,6 @@ from dr4sr.models.registry import build_backbone, get_backbone
 from dr4sr.paths import atomic_write, atomic_write_text
 from dr4sr.train.config import RunConfig
 from dr4sr.train.extensions import Extension
-from dr4sr.train.graph import cached_item_graph
 from dr4sr.train.loop import LoopContext, fit, test_ranks
 from dr4sr.train.losses import auxiliary_loss
 
@@ -40,7 +40,7 @@ class TrainingInput:
     splits: Splits
     sequences: Sequence[np.ndarray]  # what the model trains on (original or regenerated rows)
     row_weights: np.ndarray | None = None
-    store_root: str | None = None
+    item_graph: ItemGraph | None = None  # a graph backbone's graph, built beforehand (else built here)
     checkpoint_dir: str | None = None  # where rank 0 keeps `last.pt` for --resume
     row_sources: Sequence[str] | None = None  # 'original' / 'mined' / 'generated' per row (DR4SR+ fixed rows)
     extension: Extension | None = None  # what the run config switches on (dr4sr.train.extensions), e.g. DR4SR+
@@ -115,9 +115,10 @@ def run_worker(inp: TrainingInput, ctx: LoopContext) -> dict:
     np.random.seed(cfg.train.seed)
     build = BuildContext(num_items=inp.splits.num_items, max_len=inp.splits.max_len,
                          original_train=inp.splits.train, training_rows=inp.sequences)
-    if spec.item_graph is not None:  # built once per dataset, from the store when one holds it
-        build.item_graph = cached_item_graph(spec.item_graph(model_cfg), inp.splits.num_items, inp.splits.train,
-                                             inp.sequences, inp.store_root, inp.splits.fingerprint)
+    if spec.item_graph is not None:  # the stage graph builds it once (a `graph` artifact); a bare run here
+        graph = spec.item_graph(model_cfg)
+        build.item_graph = inp.item_graph or build_item_graph(
+            graph, graph_sequences(graph, inp.splits.train, inp.sequences), inp.splits.num_items)
     model = build_backbone(cfg.backbone, model_cfg, build)
     ext = inp.extension.setup(cfg, inp, model.training_mode, ctx) if inp.extension is not None else None
     sequences, row_weights, row_fixed, row_preset = inp.sequences, inp.row_weights, None, None
