@@ -75,11 +75,23 @@ class LoopHook:
         """Per-target loss weights of this batch (shape of batch.targets), or None."""
         return batch.weights
 
+    def extra_loss(self, model: Backbone, batch, epoch: int) -> torch.Tensor | None:
+        """A loss added to this batch's next-item loss (MELT's user and item branches), or None."""
+        return None
+
     def before_step(self) -> None:
         """After the lower loss's backward, before the optimizer step."""
 
     def after_step(self, batch, epoch: int) -> None:
         """After every lower optimizer step (DR4SR+ takes an upper step every T_lower of these)."""
+
+    def before_eval(self, model: Backbone, epoch: int) -> None:
+        """After an epoch's training steps, before its validation (MELT rewrites tail-item embeddings)."""
+
+    def scorer(self, model: Backbone, stage: str) -> Backbone:
+        """What validation and test rank with at `stage`: the model, or a view of it (MELT routes tail
+        users through its transfer map)."""
+        return model
 
     def end_epoch(self, epoch: int, improved: bool) -> dict:
         """Numbers to add to the epoch's history record; `improved`: this epoch is the best so far."""
@@ -111,11 +123,13 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def evaluate(model: Backbone, splits: Splits, stage: str, ctx: LoopContext, batch_size: int) -> tuple[dict, np.ndarray]:
+def evaluate(model: Backbone, splits: Splits, stage: str, ctx: LoopContext, batch_size: int,
+             hook: LoopHook | None = None) -> tuple[dict, np.ndarray]:
     """Metrics over all users; each rank ranks its shard and the sums are all-reduced."""
     users = np.arange(splits.num_users)[ctx.rank::ctx.world_size]
     hist = splits.history(stage)
-    ranks = rank_targets(model, [hist[u] for u in users], splits.target(stage)[users], splits.max_len,
+    scorer = hook.scorer(model, stage) if hook is not None else model
+    ranks = rank_targets(scorer, [hist[u] for u in users], splits.target(stage)[users], splits.max_len,
                          batch_size, ctx.device)
     sums = ctx.all_reduce_sum(metric_sums(ranks))
     return {k: v / splits.num_users for k, v in sums.items()}, ranks
@@ -170,6 +184,9 @@ def fit(model: Backbone, batcher: TrainBatcher, splits: Splits, cfg: TrainConfig
             loss, _ = next_item_loss(model, hidden, batch.targets, cfg.loss, hook.weights(batch, hidden, epoch), gen)
             if aux_loss is not None:
                 loss = loss + aux_loss(model, batch, hidden, gen)
+            extra = hook.extra_loss(model, batch, epoch)
+            if extra is not None:
+                loss = loss + extra
             opt.zero_grad(set_to_none=True)
             loss.backward()
             hook.before_step()
@@ -184,7 +201,8 @@ def fit(model: Backbone, batcher: TrainBatcher, splits: Splits, cfg: TrainConfig
         red = ctx.all_reduce_sum({"loss": total, "batches": float(count)})  # the global mean, on every rank
         total, count = red["loss"], int(red["batches"])
         t1 = time.perf_counter()
-        valid, _ = evaluate(model, splits, "valid", ctx, cfg.eval_batch_size)
+        hook.before_eval(model, epoch)
+        valid, _ = evaluate(model, splits, "valid", ctx, cfg.eval_batch_size, hook)
         eval_time += time.perf_counter() - t1
         score = valid[cfg.valid_metric]
         improved = score > best_score
@@ -213,9 +231,10 @@ def fit(model: Backbone, batcher: TrainBatcher, splits: Splits, cfg: TrainConfig
     return FitResult(best_epoch, epoch + 1, best_valid, history, train_time / n_epochs, eval_time / n_epochs)
 
 
-def test_ranks(model: Backbone, splits: Splits, ctx: LoopContext, batch_size: int) -> tuple[dict, np.ndarray]:
+def test_ranks(model: Backbone, splits: Splits, ctx: LoopContext, batch_size: int,
+               hook: LoopHook | None = None) -> tuple[dict, np.ndarray]:
     """Test metrics and every user's test rank (gathered from all ranks, in user order)."""
-    metrics, ranks = evaluate(model, splits, "test", ctx, batch_size)
+    metrics, ranks = evaluate(model, splits, "test", ctx, batch_size, hook)
     parts = ctx.gather(ranks)
     full = np.empty(splits.num_users, dtype=np.int64)
     for r, part in enumerate(parts):
