@@ -88,12 +88,12 @@ def test_tail_users_alone_go_through_w_u_at_evaluation(melt_run):
         hist = splits.history(stage)
         seqs = torch.from_numpy(padded(hist))
         lens = torch.tensor([len(h) for h in hist])
-        before = hook.scorer(model, stage).last_hidden(seqs, lens).detach()
+        before = hook.ranking_model(model, stage).last_hidden(seqs, lens).detach()
         _, ranks_before = evaluate(model, splits, stage, ctx, 64, hook)
         saved = hook.branches.w_u.weight.detach().clone()
         with torch.no_grad():
             hook.branches.w_u.weight.add_(torch.randn_like(saved))
-        after = hook.scorer(model, stage).last_hidden(seqs, lens).detach()
+        after = hook.ranking_model(model, stage).last_hidden(seqs, lens).detach()
         _, ranks_after = evaluate(model, splits, stage, ctx, 64, hook)
         with torch.no_grad():
             hook.branches.w_u.weight.copy_(saved)

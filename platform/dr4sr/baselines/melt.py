@@ -184,7 +184,7 @@ class MeltHook(LoopHook):
     def before_eval(self, model: Backbone, epoch: int) -> None:
         self.rewrite_tail_items(model)
 
-    def scorer(self, model: Backbone, stage: str) -> TailRouted:
+    def ranking_model(self, model: Backbone, stage: str) -> TailRouted:
         return TailRouted(model, self.branches.w_u, self.split.user_threshold, 1 if stage == "test" else 0)
 
     def end_epoch(self, epoch: int, improved: bool) -> dict:

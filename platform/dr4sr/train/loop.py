@@ -88,7 +88,7 @@ class LoopHook:
     def before_eval(self, model: Backbone, epoch: int) -> None:
         """After an epoch's training steps, before its validation (MELT rewrites tail-item embeddings)."""
 
-    def scorer(self, model: Backbone, stage: str) -> Backbone:
+    def ranking_model(self, model: Backbone, stage: str) -> Backbone:
         """What validation and test rank with at `stage`: the model, or a view of it (MELT routes tail
         users through its transfer map)."""
         return model
@@ -128,8 +128,8 @@ def evaluate(model: Backbone, splits: Splits, stage: str, ctx: LoopContext, batc
     """Metrics over all users; each rank ranks its shard and the sums are all-reduced."""
     users = np.arange(splits.num_users)[ctx.rank::ctx.world_size]
     hist = splits.history(stage)
-    scorer = hook.scorer(model, stage) if hook is not None else model
-    ranks = rank_targets(scorer, [hist[u] for u in users], splits.target(stage)[users], splits.max_len,
+    ranker = hook.ranking_model(model, stage) if hook is not None else model
+    ranks = rank_targets(ranker, [hist[u] for u in users], splits.target(stage)[users], splits.max_len,
                          batch_size, ctx.device)
     sums = ctx.all_reduce_sum(metric_sums(ranks))
     return {k: v / splits.num_users for k, v in sums.items()}, ranks
