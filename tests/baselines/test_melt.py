@@ -136,3 +136,13 @@ def test_melt_section_changes_train_ids_only_when_enabled():
     on = build_run_config("sasrec", "beauty", {"melt": {"enabled": True}})
     assert artifact_id("train", train_key(off), inputs) == "33321747d4500350"  # SASRec's id before MELT existed
     assert artifact_id("train", train_key(on), inputs) != "33321747d4500350"
+
+
+def test_curriculum_moves_from_the_longest_heads_to_those_nearest_the_threshold():
+    from dr4sr.baselines.melt import curriculum
+
+    step = np.pi / (2 * (50 - 8 - 1))  # users: max_len 50, threshold 8
+    sizes = np.array([9, 50])  # just above the threshold, and the longest
+    assert curriculum(0, 180, sizes, 8.0, step) == pytest.approx([0.0, 1.0], abs=1e-12)
+    assert curriculum(180, 180, sizes, 8.0, step) == pytest.approx([1.0, 0.0], abs=1e-12)
+    assert curriculum(90, 180, sizes, 8.0, step) == pytest.approx([np.sqrt(0.5)] * 2)

@@ -11,8 +11,9 @@ Per training step, beside the next-item loss (as in the authors' code):
   embedding: L_i = mean(w_i * (W_I(mean) - e_item)^2);
 - loss = next-item loss + lambda_user * L_u + lambda_item * L_i. Each epoch visits every head user and
   head item once. The curriculum weights w = |sin(pi/2 * epoch / E + a * (size - threshold - 1))| move
-  from the heads nearest the threshold early in training to the longest ones late (E =
-  curriculum_epochs; a = pi / (2 (max_len - threshold - 1)) for users, pi / 100 for items).
+  from the longest heads early in training (a user of max_len items weighs 1 at epoch 0, one just above
+  the threshold 0) to those nearest the threshold at epoch E (E = curriculum_epochs;
+  a = pi / (2 (max_len - threshold - 1)) for users, pi / 100 for items).
 Inference: every tail item's embedding becomes W_I(mean encoding of all its contexts) after each epoch
 (before validation; it is also where the next epoch continues from), and a tail user's encoding h is
 scored as h + W_U h.
