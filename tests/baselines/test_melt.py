@@ -120,7 +120,7 @@ def test_tail_items_are_rewritten_from_their_contexts_through_w_i(melt_run):
         with torch.no_grad():
             h = torch.stack([model.last_hidden(torch.tensor(c)[None], torch.tensor([len(c)]))[0] for c in contexts])
             expected[item] = hook.branches.w_i(h.mean(0))
-    hook.before_eval(model, epoch=0)
+    hook.start_epoch(model, epoch=0)
     new = model.item_weights().detach()
     assert torch.equal(new[~torch.from_numpy(tail)], emb[~torch.from_numpy(tail)])
     for item, value in expected.items():

@@ -85,8 +85,8 @@ class LoopHook:
     def after_step(self, batch, epoch: int) -> None:
         """After every lower optimizer step (DR4SR+ takes an upper step every T_lower of these)."""
 
-    def before_eval(self, model: Backbone, epoch: int) -> None:
-        """After an epoch's training steps, before its validation (MELT rewrites tail-item embeddings)."""
+    def start_epoch(self, model: Backbone, epoch: int) -> None:
+        """Before an epoch's first training step (MELT rewrites its tail-item embeddings here)."""
 
     def ranking_model(self, model: Backbone, stage: str) -> Backbone:
         """What validation and test rank with at `stage`: the model, or a view of it (MELT routes tail
@@ -177,6 +177,7 @@ def fit(model: Backbone, batcher: TrainBatcher, splits: Splits, cfg: TrainConfig
         gen.manual_seed(cfg.seed * 100003 + epoch * 101 + ctx.rank)
         net.train()
         t0 = time.perf_counter()
+        hook.start_epoch(model, epoch)
         total, count = 0.0, 0
         for batch in progress.batches(epoch, batcher.epoch(epoch)):
             batch = batch.to(ctx.device)
@@ -201,7 +202,6 @@ def fit(model: Backbone, batcher: TrainBatcher, splits: Splits, cfg: TrainConfig
         red = ctx.all_reduce_sum({"loss": total, "batches": float(count)})  # the global mean, on every rank
         total, count = red["loss"], int(red["batches"])
         t1 = time.perf_counter()
-        hook.before_eval(model, epoch)
         valid, _ = evaluate(model, splits, "valid", ctx, cfg.eval_batch_size, hook)
         eval_time += time.perf_counter() - t1
         score = valid[cfg.valid_metric]
