@@ -146,3 +146,19 @@ def test_curriculum_moves_from_the_longest_heads_to_those_nearest_the_threshold(
     assert curriculum(0, 180, sizes, 8.0, step) == pytest.approx([0.0, 1.0], abs=1e-12)
     assert curriculum(180, 180, sizes, 8.0, step) == pytest.approx([1.0, 0.0], abs=1e-12)
     assert curriculum(90, 180, sizes, 8.0, step) == pytest.approx([np.sqrt(0.5)] * 2)
+
+
+def test_init_from_loads_a_backbone_run_and_names_a_wrong_file(melt_run, tmp_path):
+    from dr4sr.errors import ConfigError
+    from dr4sr.train.config import MeltConfig
+
+    splits, model, hook = melt_run
+    torch.save(model.state_dict(), tmp_path / "model.pt")
+    fresh = build_backbone("sasrec", {"hidden_size": 16, "num_layers": 1, "num_heads": 1, "inner_size": 32},
+                           BuildContext(splits.num_items, splits.max_len))
+    hook.cfg = MeltConfig(enabled=True, init_from=str(tmp_path / "model.pt"))
+    hook.start(fresh, LoopContext())
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), model.state_dict().values()))
+    wider = build_backbone("sasrec", {"hidden_size": 32}, BuildContext(splits.num_items, splits.max_len))
+    with pytest.raises(ConfigError, match="melt.init_from .*not this model's weights"):
+        hook.start(wider, LoopContext())
