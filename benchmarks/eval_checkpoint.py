@@ -2,6 +2,8 @@
 
     python benchmarks/eval_checkpoint.py --checkpoint artifacts/train/.staging-ID/checkpoints/last.pt \
         --dataset beauty --backbone sasrec --out runs/x-truncated [--set model.dropout=0.5]
+    python benchmarks/eval_checkpoint.py --melt --checkpoint runs/melt/checkpoints/last.pt --dataset beauty \
+        --out runs/melt-truncated     # a `dr4sr baseline melt` run: configs/melt.yaml, W_U/W_I routing
 
 Writes OUT/metrics.json (test and best validation metrics, best epoch, epochs run, `truncated: true`)
 and OUT/user_metrics.parquet, so `dr4sr report` can pair the run with others. The numbers are those of
@@ -14,7 +16,7 @@ import sys
 
 import torch
 
-from dr4sr.config import from_dict, parse_overrides
+from dr4sr.config import CONFIG_DIR, from_dict, load_yaml, parse_overrides
 from dr4sr.models.base import BuildContext
 from dr4sr.models.registry import get_backbone
 from dr4sr.train.loop import LoopContext, test_ranks
@@ -29,18 +31,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backbone", default="sasrec")
     ap.add_argument("--out", required=True)
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--melt", action="store_true", help="a MELT run's checkpoint (rank through its branches)")
     args = ap.parse_args(argv)
-    cfg = build_run_config(args.backbone, args.dataset, parse_overrides(args.overrides))
+    defaults = load_yaml(CONFIG_DIR / "melt.yaml") if args.melt else None
+    cfg = build_run_config(args.backbone, args.dataset, parse_overrides(args.overrides), defaults=defaults)
     splits = prepare_splits(cfg)
     spec = get_backbone(cfg.backbone)
     model = spec.model_cls(from_dict(spec.config_cls, cfg.model, "model."),
                            BuildContext(num_items=splits.num_items, max_len=splits.max_len,
-                                        original_train=splits.train, dataset_fingerprint=splits.fingerprint))
+                                        original_train=splits.train))
     state = load_checkpoint(args.checkpoint)
     model.load_state_dict(state["best_model"])
+    hook = None
+    if args.melt:
+        from dr4sr.baselines.melt import MeltSetup
+
+        hook = MeltSetup(cfg, splits.train, splits.num_items, splits.max_len).hook(cfg.train.loss)
+        hook.start(model, LoopContext())
+        hook.branches.load_state_dict(state["hook"]["best"])
     model.eval()
     with torch.no_grad():
-        test, ranks = test_ranks(model, splits, LoopContext(), cfg.train.eval_batch_size)
+        test, ranks = test_ranks(model, splits, LoopContext(), cfg.train.eval_batch_size, hook)
     best = next(h for h in state["history"] if h["epoch"] == state["best_epoch"])
     metrics = {"test": test, "valid": {k[6:]: v for k, v in best.items() if k.startswith("valid_")},
                "best_epoch": state["best_epoch"], "epochs": state["epoch"] + 1, "truncated": True,

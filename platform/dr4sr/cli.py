@@ -53,6 +53,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_train(args) -> int:
+    import dr4sr.baselines.melt  # noqa: F401  (registers MELT with the training loop: --set melt.enabled=true)
     import dr4sr.personalizer  # noqa: F401  (registers DR4SR+ with the training loop: --set personalizer.enabled=true)
     from dr4sr.config import parse_overrides
     from dr4sr.paths import require_writable, smoke_label, smoke_out

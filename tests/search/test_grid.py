@@ -46,7 +46,7 @@ def test_smoke_sample_is_dense_and_renumbered(tmp_path, tiny_dataset):
 def test_tiny_grid_writes_table3_and_resumes(ray_session, tiny_dataset, tmp_path, capsys):
     opts = GridOptions(tmp_path / "grid", ["sasrec"], [str(tiny_dataset)], ["backbone", "pattern", "dr4sr"], [0],
                        store=str(tmp_path / "store"), smoke_test=True, overrides={"regen": {"k": 2}},
-                       baselines=["infae"])
+                       baselines=["infae", "melt"])
     summary = run_grid(opts)
     assert summary["failed"] == []
     runs = [GridRun("tiny", "sasrec", v, 0, "") for v in ("backbone", "pattern", "dr4sr")]
@@ -55,16 +55,17 @@ def test_tiny_grid_writes_table3_and_resumes(ray_session, tiny_dataset, tmp_path
     assert table.startswith("**SMOKE TEST (300-user samples, 2 epochs): not a result**")
     assert ("| SASRec | SASRec | " in table and "| SASRec | DR4SR | " in table
             and "| SASRec | pattern + original | " in table)
-    # the data-centric baseline runs once per dataset and sits above the models, as in the paper
+    # the data-centric baselines run once per dataset and sit above the models, as in the paper
     assert finished(opts.out / "tiny" / "infae" / "baseline-seed0")
-    assert table.index("| ∞-AE | ∞-AE | ") < table.index("| SASRec | SASRec | ")
+    assert finished(opts.out / "tiny" / "melt" / "baseline-seed0")
+    assert table.index("| ∞-AE | ∞-AE | ") < table.index("| MELT | MELT | ") < table.index("| SASRec | SASRec | ")
     assert (opts.out / "table3_tiny.png").is_file()
     assert json.loads((opts.out / "grid.json").read_text())["datasets"] == ["tiny"]
     from dr4sr.search.grid import planned_runs
     from dr4sr.search.grid_status import format_status
 
     status = format_status(opts.out, planned_runs(opts.out))
-    assert status.splitlines()[0].endswith("4 finished of 4; driver not running")
+    assert status.splitlines()[0].endswith("5 finished of 5; driver not running")
     # the export holds what the table needs and nothing heavy; as a grid folder it counts the runs as done
     from dr4sr.cli import main
 
@@ -79,5 +80,5 @@ def test_tiny_grid_writes_table3_and_resumes(ray_session, tiny_dataset, tmp_path
     before = (opts.out / "tiny" / "sasrec" / "dr4sr-seed0" / "metrics.json").stat().st_mtime_ns
     capsys.readouterr()
     assert run_grid(opts)["failed"] == []
-    assert "4 of 4 runs already finished (kept); 0 to run" in capsys.readouterr().out
+    assert "5 of 5 runs already finished (kept); 0 to run" in capsys.readouterr().out
     assert (opts.out / "tiny" / "sasrec" / "dr4sr-seed0" / "metrics.json").stat().st_mtime_ns == before

@@ -9,7 +9,11 @@ def baseline_runner(name: str):
         from dr4sr.baselines.run import run_infae
 
         return run_infae
+    if name == "melt":
+        from dr4sr.baselines.melt_run import run_melt
+
+        return run_melt
     raise KeyError(name)
 
 
-BASELINES = ("infae",)  # deterministic fits: the grid runs them at its first seed only
+BASELINES = ("infae", "melt")  # the grid runs them once per dataset, at its first seed

@@ -183,7 +183,7 @@ def _run_in(fields: dict, run_dir: str, seed: int) -> dict:
         overrides = {k: v for k, v in fields["overrides"].items() if k in ("data", fields["backbone"])}
         m = baseline_runner(fields["backbone"])(fields["dataset"], run_dir, seed=seed, overrides=overrides,
                                                 data_dir=fields["data_dir"], smoke_test=fields["smoke_test"], log=log)
-        return {"ndcg@20": m["test"]["ndcg@20"], "epochs": "no"}
+        return {"ndcg@20": m["test"]["ndcg@20"], "epochs": m.get("epochs", "no")}
     m = run_variant(RunRequest(**fields), run_dir, seed=seed, log=log)
     return {"ndcg@20": m["test"]["ndcg@20"], "epochs": m["epochs"]}
 

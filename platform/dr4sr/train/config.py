@@ -1,8 +1,9 @@
-"""Typed configs of a target-model training run: sections data, model, train and personalizer.
+"""Typed configs of a target-model training run: sections data, model, train, personalizer and melt.
 
-The `personalizer` section (DR4SR+, paper §4.3; defaults in configs/personalizer.yaml) lives here, below
-the room that implements it: dr4sr.personalizer plugs into training through dr4sr.train.extensions and
-reads this section, and train/ never imports it."""
+The `personalizer` section (DR4SR+, paper §4.3; defaults in configs/personalizer.yaml) and the `melt`
+section (the MELT baseline; defaults in configs/melt.yaml) live here, below the rooms that implement
+them: dr4sr.personalizer and dr4sr.baselines.melt plug into training through dr4sr.train.extensions
+and read their section, and train/ never imports them."""
 from __future__ import annotations
 
 import dataclasses
@@ -134,9 +135,33 @@ class PersonalizerConfig:
 
 
 @dataclasses.dataclass
+class MeltConfig:
+    """MELT (Kim et al., SIGIR 2023); the meaning of each key is in configs/melt.yaml."""
+    enabled: bool = False
+    pareto: float = 0.8  # head users: training length above this quantile of lengths
+    item_pareto_offset: float = 0.02  # head items: count above the (pareto - offset) quantile of counts
+    lambda_user: float = 0.1
+    lambda_item: float = 0.4
+    curriculum_epochs: int = 180  # the authors' e_max
+    init_from: str = ""  # a SASRec model.pt to start from ("" = from scratch)
+
+    def validate(self) -> None:
+        if not 0.0 < self.pareto < 1.0:
+            raise ConfigError(f"melt.pareto must be in (0, 1), got {self.pareto}")
+        if not 0.0 <= self.item_pareto_offset < self.pareto:
+            raise ConfigError(f"melt.item_pareto_offset must be in [0, melt.pareto), got {self.item_pareto_offset}")
+        for key in ("lambda_user", "lambda_item"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"melt.{key} must be >= 0, got {getattr(self, key)}")
+        if self.curriculum_epochs < 1:
+            raise ConfigError(f"melt.curriculum_epochs must be >= 1, got {self.curriculum_epochs}")
+
+
+@dataclasses.dataclass
 class RunConfig:
     backbone: str = "sasrec"
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     model: dict[str, Any] = dataclasses.field(default_factory=dict)  # validated by the backbone's config class
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     personalizer: PersonalizerConfig = dataclasses.field(default_factory=PersonalizerConfig)  # DR4SR+
+    melt: MeltConfig = dataclasses.field(default_factory=MeltConfig)  # the MELT baseline

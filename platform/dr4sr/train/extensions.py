@@ -66,5 +66,6 @@ def enabled_extension(cfg: RunConfig) -> Extension | None:
         return None
     if on[0] not in EXTENSIONS:
         raise DR4SRError(f"{on[0]}.enabled is set but nothing registered the {on[0]} extension with the "
-                         f"training loop: import dr4sr.{on[0]} first (the dr4sr CLI and dr4sr.pipeline do)")
+                         f"training loop: import its module first (dr4sr.personalizer, dr4sr.baselines.melt; the dr4sr "
+                         f"CLI does)")
     return EXTENSIONS[on[0]]

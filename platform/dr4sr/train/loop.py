@@ -77,11 +77,23 @@ class LoopHook:
         """Per-target loss weights of this batch (shape of batch.targets), or None."""
         return batch.weights
 
+    def extra_loss(self, model: Backbone, batch, epoch: int) -> torch.Tensor | None:
+        """A loss added to this batch's next-item loss (MELT's user and item branches), or None."""
+        return None
+
     def before_step(self) -> None:
         """After the lower loss's backward, before the optimizer step."""
 
     def after_step(self, batch, epoch: int) -> None:
         """After every lower optimizer step (DR4SR+ takes an upper step every T_lower of these)."""
+
+    def start_epoch(self, model: Backbone, epoch: int) -> None:
+        """Before an epoch's first training step (MELT rewrites its tail-item embeddings here)."""
+
+    def ranking_model(self, model: Backbone, stage: str) -> Backbone:
+        """What validation and test rank with at `stage`: the model, or a view of it (MELT routes tail
+        users through its transfer map)."""
+        return model
 
     def end_epoch(self, epoch: int, improved: bool) -> dict:
         """Numbers to add to the epoch's history record; `improved`: this epoch is the best so far."""
@@ -113,11 +125,13 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def evaluate(model: Backbone, splits: Splits, stage: str, ctx: LoopContext, batch_size: int) -> tuple[dict, np.ndarray]:
+def evaluate(model: Backbone, splits: Splits, stage: str, ctx: LoopContext, batch_size: int,
+             hook: LoopHook | None = None) -> tuple[dict, np.ndarray]:
     """Metrics over all users; each rank ranks its shard and the sums are all-reduced."""
     users = np.arange(splits.num_users)[ctx.rank::ctx.world_size]
     hist = splits.history(stage)
-    ranks = rank_targets(model, [hist[u] for u in users], splits.target(stage)[users], splits.max_len,
+    ranker = hook.ranking_model(model, stage) if hook is not None else model
+    ranks = rank_targets(ranker, [hist[u] for u in users], splits.target(stage)[users], splits.max_len,
                          batch_size, ctx.device)
     sums = ctx.all_reduce_sum(metric_sums(ranks))
     return {k: v / splits.num_users for k, v in sums.items()}, ranks
@@ -233,6 +247,7 @@ def fit(model: Backbone, batcher: TrainBatcher, splits: Splits, cfg: TrainConfig
         gen.manual_seed(cfg.seed * 100003 + epoch * 101 + ctx.rank)
         net.train()
         t0 = time.perf_counter()
+        hook.start_epoch(model, epoch)
         total, count = 0.0, 0
         for batch in run["progress"].batches(epoch, batcher.epoch(epoch)):
             batch = batch.to(ctx.device)
@@ -240,6 +255,9 @@ def fit(model: Backbone, batcher: TrainBatcher, splits: Splits, cfg: TrainConfig
             loss, _ = next_item_loss(model, hidden, batch.targets, cfg.loss, hook.weights(batch, hidden, epoch), gen)
             if aux_loss is not None:
                 loss = loss + aux_loss(model, batch, hidden, gen)
+            extra = hook.extra_loss(model, batch, epoch)
+            if extra is not None:
+                loss = loss + extra
             opt.zero_grad(set_to_none=True)
             loss.backward()
             hook.before_step()
@@ -254,7 +272,7 @@ def fit(model: Backbone, batcher: TrainBatcher, splits: Splits, cfg: TrainConfig
         red = ctx.all_reduce_sum({"loss": total, "batches": float(count)})  # the global mean, on every rank
         total, count = red["loss"], int(red["batches"])
         t1 = time.perf_counter()
-        valid, _ = evaluate(model, splits, "valid", ctx, cfg.eval_batch_size)
+        valid, _ = evaluate(model, splits, "valid", ctx, cfg.eval_batch_size, hook)
         run["eval_time"] += time.perf_counter() - t1
         record = {"epoch": epoch, "loss": total / max(count, 1), **{f"valid_{k}": v for k, v in valid.items()}}
         return record, valid[cfg.valid_metric], seconds
@@ -277,9 +295,10 @@ def fit(model: Backbone, batcher: TrainBatcher, splits: Splits, cfg: TrainConfig
                      run["eval_time"] / n_epochs)
 
 
-def test_ranks(model: Backbone, splits: Splits, ctx: LoopContext, batch_size: int) -> tuple[dict, np.ndarray]:
+def test_ranks(model: Backbone, splits: Splits, ctx: LoopContext, batch_size: int,
+               hook: LoopHook | None = None) -> tuple[dict, np.ndarray]:
     """Test metrics and every user's test rank (gathered from all ranks, in user order)."""
-    metrics, ranks = evaluate(model, splits, "test", ctx, batch_size)
+    metrics, ranks = evaluate(model, splits, "test", ctx, batch_size, hook)
     parts = ctx.gather(ranks)
     full = np.empty(splits.num_users, dtype=np.int64)
     for r, part in enumerate(parts):

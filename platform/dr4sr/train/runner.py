@@ -34,13 +34,15 @@ from dr4sr.train.worker import (
 
 
 def build_run_config(backbone: str, dataset: str | None = None, overrides: dict | None = None,
-                     data_dir: str | None = None, smoke_test: bool = False, preset: str | None = None) -> RunConfig:
-    """Backbone YAML defaults <- CLI dataset/data-dir <- preset <- smoke-test limits <- --set overrides
-    (the order of dr4sr.regen.config.build_regen_config).
+                     data_dir: str | None = None, smoke_test: bool = False, preset: str | None = None,
+                     defaults: dict | None = None) -> RunConfig:
+    """Backbone YAML defaults <- `defaults` (a baseline's own file, configs/melt.yaml) <- CLI dataset/data-dir
+    <- preset <- smoke-test limits <- --set overrides (the order of dr4sr.regen.config.build_regen_config).
 
     An explicit `--set train.max_epochs=5` wins over --smoke-test's 2 epochs (the smoke label says 5)."""
     spec = get_backbone(backbone)
     base = deep_merge({"backbone": backbone, **load_yaml(CONFIG_DIR / "personalizer.yaml")}, spec.default_config())
+    base = deep_merge(base, defaults or {})
     cli: dict = {"data": {}}
     if dataset is not None:
         cli["data"]["dataset"] = dataset
@@ -135,6 +137,8 @@ def train_key(cfg: RunConfig) -> dict:
         key["personalizer"].pop("source_weights")  # and they do nothing in the other modes
     if "personalizer" in key and not cfg.personalizer.source_weights:  # source_weights: unset keeps old ids
         key["personalizer"].pop("source_weights", None)
+    if not cfg.melt.enabled:  # likewise MELT's section, added later
+        key.pop("melt")
     return key
 
 

@@ -130,7 +130,7 @@ def run_worker(inp: TrainingInput, ctx: LoopContext) -> dict:
     aux = auxiliary_loss(spec.auxiliary, model_cfg, inp)
     hook = ext.hook(cfg.train.loss, aux) if ext is not None else None
     result = fit(model, batcher, inp.splits, cfg.train, ctx, aux, hook=hook)
-    test, ranks = test_ranks(model, inp.splits, ctx, cfg.train.eval_batch_size)
+    test, ranks = test_ranks(model, inp.splits, ctx, cfg.train.eval_batch_size, hook)
     valid = {k[len("valid_"):]: v for k, v in result.best_valid.items() if k.startswith("valid_")}
     metrics = {
         "valid": valid, "test": test, "best_epoch": result.best_epoch, "epochs": result.epochs,
