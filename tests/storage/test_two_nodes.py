@@ -176,7 +176,9 @@ RESUME_DRIVER = textwrap.dedent("""
         import os
         from pathlib import Path
         from dr4sr.artifacts import ArtifactStore
-        from dr4sr.train.runner import build_run_config, cached_train, prepare_splits
+        from dr4sr.stages import Runtime, StageGraph, execute
+        from dr4sr.stages.kinds import TrainStage
+        from dr4sr.train.runner import build_run_config, prepare_splits
 
         node = Path(os.environ["DR4SR_CACHE"]).name
         cfg = build_run_config("sasrec", dataset, {"train": {"max_epochs": 8, "patience": 8}})
@@ -186,7 +188,9 @@ RESUME_DRIVER = textwrap.dedent("""
                 f.write(f"{record['epoch']}\\n")
             time.sleep(1.0)
 
-        art = cached_train(ArtifactStore(uri), cfg, prepare_splits(cfg), on_epoch=slow, log=lambda m: None)
+        quiet = lambda m: None  # noqa: E731
+        stage = TrainStage(cfg, prepare_splits(cfg), Runtime(log=quiet, on_epoch=slow))
+        art = execute(StageGraph(stage), ArtifactStore(uri), log=quiet)[stage]
         history = json.loads((art.path / "metrics.json").read_text())["history"]
         return ray.get_runtime_context().get_node_id(), node, [h["epoch"] for h in history]
 
