@@ -17,6 +17,7 @@ from ray.tune import Callback
 from ray.tune.search.optuna import OptunaSearch
 
 from dr4sr.search.optuna_db import TUNE_ID, StudyDB, open_storage
+from dr4sr.search.results import error_file
 from dr4sr.search.trial import FINISHED
 
 if TYPE_CHECKING:
@@ -33,8 +34,7 @@ def trial_attrs(out: str | Path, trial_id: str, error: bool) -> dict:
         attrs.update(epochs=m["epochs"], best_epoch=m["best_epoch"] + 1,
                      **{f"test_{k}": float(v) for k, v in m["test"].items()})
     if error:
-        found = sorted(Path(out).glob(f"tune*/{trial_id}/error.txt"))  # tune/, or an extension's tune-2/...
-        attrs["error_file"] = str(found[0] if found else Path(out) / "tune" / trial_id / "error.txt")
+        attrs["error_file"] = str(error_file(out, trial_id) or Path(out) / "tune" / trial_id / "error.txt")
     return attrs
 
 

@@ -27,12 +27,17 @@ def read_progress(trial_dir: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
 
 
+def error_file(study_dir: Path, trial_id: str) -> Path | None:
+    """Tune's error.txt of a trial, under the study's first experiment (tune/) or an extension's."""
+    return next(iter(sorted(Path(study_dir).glob(f"tune*/{trial_id}/error.txt"))), None)
+
+
 def trial_status(info: dict, trial_dir: Path, progress: list[dict]) -> str:
     """finished | stopped by ASHA | error | incomplete (interrupted, or still running)."""
     if (trial_dir / "run" / "metrics.json").is_file():
         return "finished"
     ended = json.loads((trial_dir / ENDED).read_text()).get("status") if (trial_dir / ENDED).is_file() else None
-    if ended == "error" or any(Path(trial_dir).parents[1].glob(f"tune*/{trial_dir.name}/error.txt")):
+    if ended == "error" or error_file(Path(trial_dir).parents[1], trial_dir.name) is not None:
         return "error"
     if info.get("trial_markers"):
         return "stopped by ASHA" if ended == "completed" and info.get("asha") else "incomplete"
