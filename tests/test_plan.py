@@ -34,9 +34,10 @@ def test_stages_whose_id_waits_for_their_rows_merge_too(tiny_dataset, tmp_path):
     runs = [prepare_run(RunRequest(str(tiny_dataset), variant=v, smoke_test=True, store_root=str(tmp_path / "s"),
                                    preset="paper-era"), tmp_path / v) for v in ("pattern", "dr4sr", "constant")]
     plan = plan_graphs([r.graph for r in runs], runs[0].store, runs[0].splits.fingerprint)
-    # mine, the pattern rows (pattern's and both inits'), pattern's target; then the init, pretrain,
-    # regenerate and the dr4sr rows once for dr4sr and constant (ids unknown until the rows exist), two targets
-    assert [p.stage for p in plan] == ["mine", "compose", "train", "train", "pretrain", "regenerate", "compose",
+    # mine, the pattern rows (pattern's and both inits'), pattern's target, which is also both inits (SASRec
+    # on the pattern rows, seed 0); then pretrain, regenerate and the dr4sr rows once for dr4sr and constant
+    # (ids unknown until the rows exist), and their two targets
+    assert [p.stage for p in plan] == ["mine", "compose", "train", "pretrain", "regenerate", "compose",
                                        "train", "train"]
-    assert [p.id is None for p in plan] == [False, False, False] + [True] * 6
-    assert [len(p.nodes) for p in plan] == [3, 3, 1, 2, 2, 2, 2, 1, 1]
+    assert [p.id is None for p in plan] == [False, False] + [True] * 6
+    assert [len(p.nodes) for p in plan] == [3, 3, 3, 2, 2, 2, 1, 1]

@@ -17,7 +17,7 @@ BACKBONE = "df01dbf2356d33ce"  # sasrec on the original rows, also the default r
 DEFAULT = {"pretrain": "88360ccaee2692f6", "regenerate": "a1190eeb34eef093"}
 NO_DIVERSITY = {"pretrain": "3fdecbd9897d376c", "regenerate": "6199e9387a98e532"}
 # paper-era: the init trains on pattern rows, and its id hashes those rows' content (as before compose
-# artifacts); before the stage graph the `pattern` target had this id too
+# artifacts); the paper-era `pattern` target is that same model and keeps this id
 PAPER_INIT = "8600f90ae362b880"
 PAPER = {"pretrain": "1d536b284e5d2804", "regenerate": "9a48ded8793d0c31"}
 GCEGNN_GRAPH = "ab1b9399cec38a9f"
@@ -28,9 +28,10 @@ TARGET = {"pattern": "44978babd8ca29d9", "dr4sr": "a8adcd5c5c2f87f1", "dr4sr-no-
           "dr4sr+": "b827284f25051c27", "gcegnn dr4sr": "ecd64e7da5a621df"}
 
 
-def prepared(tiny_dataset, tmp_path, variant, preset=None, backbone="sasrec"):
+def prepared(tiny_dataset, tmp_path, variant, preset=None, backbone="sasrec", seed=None):
     req = RunRequest(str(tiny_dataset), backbone=backbone, variant=variant, smoke_test=True,
-                     store_root=str(tmp_path / "store"), preset=preset)
+                     store_root=str(tmp_path / "store"), preset=preset,
+                     overrides={} if seed is None else {"train": {"seed": seed}})
     return prepare_run(req, tmp_path / "out")
 
 
@@ -81,3 +82,18 @@ def test_paper_era_init_keeps_its_content_id(tiny_dataset, tmp_path):
     assert stage_id(init, run.store) == PAPER_INIT
     regen = run.graph.target.data.regenerate
     assert (stage_id(regen.pretrain, run.store), stage_id(regen, run.store)) == (PAPER["pretrain"], PAPER["regenerate"])
+
+
+def test_paper_era_pattern_target_is_the_regenerators_init(tiny_dataset, tmp_path):
+    """With init.data=pattern the init is SASRec on the pattern rows: the `pattern` target with the same
+    SASRec configuration is that very model, so both must name one artifact (trained once), and the id is
+    the one both had before the stage graph."""
+    dr4sr = prepared(tiny_dataset, tmp_path, "dr4sr", preset="paper-era")
+    init = dr4sr.graph.target.data.regenerate.pretrain.init
+    execute(StageGraph(init.data), dr4sr.store, log=lambda *_: None)  # mine + compose: no training
+    pattern = prepared(tiny_dataset, tmp_path, "pattern", preset="paper-era")
+    assert [s.kind for s in pattern.graph.order()] == ["mine", "compose", "train"]
+    assert stage_id(pattern.graph.target, pattern.store) == stage_id(init, dr4sr.store) == PAPER_INIT
+    # another seed is another model, still hashed the same way (not the composed-train format)
+    other = prepared(tiny_dataset, tmp_path, "pattern", preset="paper-era", seed=1)
+    assert stage_id(other.graph.target, other.store) not in (None, PAPER_INIT, TARGET["pattern"])

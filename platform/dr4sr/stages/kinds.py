@@ -1,10 +1,10 @@
 """Every kind of stage: mine, compose, train (target model or regenerator init), pretrain, regenerate,
 graph. Each names its config slice and inputs; `dr4sr.stages.base.stage_id` hashes them.
 
-Ids kept from before the stage graph: mine, pretrain, regenerate, a train on the original rows, the
-regenerator's init on pattern rows (its id hashes those rows' content, so it resolves once they are
-composed) and a graph of the original sequences. A train on composed rows hashes its compose stage's id
-(COMPOSED_TRAIN_FORMAT marks the change from hashing the rows).
+Ids kept from before the stage graph: mine, pretrain, regenerate, a train on the original rows, a graph
+of the original sequences, the regenerator's init on pattern rows and, with such an init, the `pattern`
+target (these two hash the rows' content, so they resolve once the rows are composed). Any other train
+on composed rows hashes its compose stage's id (COMPOSED_TRAIN_FORMAT marks the change from hashing rows).
 """
 from __future__ import annotations
 
@@ -129,7 +129,7 @@ class TrainStage:
     graph: GraphStage | None = None
     label: str = ""
     target: bool = True  # the run's own model (gets runtime.on_epoch), else the regenerator's init
-    content_id: bool = False  # id hashes the rows' content: the init on pattern rows, whose id predates compose
+    content_id: bool = False  # id hashes the rows' content (an id that predates compose): see variants.py
     kind = "train"
     resumable = True
 
