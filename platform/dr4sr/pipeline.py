@@ -149,6 +149,21 @@ def run_variant(req: RunRequest, out_dir: str | Path, seed: int | None = None, l
     return publish_run(art, out_dir, extra)
 
 
+def backbone_weights(out_dir: str | Path, dataset: str, seed: int, data_dir: str | None = None,
+                     smoke_test: bool = False, store_root: str | None = None, overrides: dict | None = None,
+                     log=print) -> Path:
+    """model.pt of the SASRec `backbone` run on `dataset` at `seed` (default SASRec config under `overrides`),
+    from the artifact store: trained once, then reused, e.g. by a grid's backbone row. MELT starts from it,
+    as its authors' code starts from a pre-trained SASRec."""
+    from dr4sr.baselines.melt_run import ENCODER
+
+    req = RunRequest(dataset, backbone=ENCODER, variant="backbone", overrides=overrides or {}, data_dir=data_dir,
+                     smoke_test=smoke_test, store_root=store_root)
+    run = prepare_run(req, out_dir, seed)
+    run.runtime.log = log
+    return execute(run.graph, run.store, log=log)[run.graph.target].path / "model.pt"
+
+
 def provenance(run: PreparedRun, built: dict) -> dict:
     """What the target model trained on, for metrics.json: the rows by source and the artifacts they came from."""
     data = run.graph.target.inputs.get("data")

@@ -104,8 +104,10 @@ def test_tail_users_alone_go_through_w_u_at_evaluation(melt_run):
         assert np.array_equal(ranks_before[~tail], ranks_after[~tail]) and (ranks_before != ranks_after)[tail].any()
 
 
-def test_tail_items_are_rewritten_from_their_contexts_through_w_i(melt_run):
+@pytest.mark.parametrize("keep_old", [0.0, 0.3])
+def test_tail_items_are_rewritten_from_their_contexts_through_w_i(melt_run, keep_old):
     splits, model, hook = melt_run
+    hook.cfg.keep_old = keep_old  # the paper's q_i <- W_I(r_i) + gamma q_i; 0: replaced, as the authors' code
     model.eval()
     emb = model.item_weights().detach().clone()
     tail = hook.split.tail_item
@@ -119,7 +121,7 @@ def test_tail_items_are_rewritten_from_their_contexts_through_w_i(melt_run):
                     contexts.append(s[p:p + 50][::-1].copy())
         with torch.no_grad():
             h = torch.stack([model.last_hidden(torch.tensor(c)[None], torch.tensor([len(c)]))[0] for c in contexts])
-            expected[item] = hook.branches.w_i(h.mean(0))
+            expected[item] = hook.branches.w_i(h.mean(0)) + keep_old * emb[item]
     hook.start_epoch(model, epoch=0)
     new = model.item_weights().detach()
     assert torch.equal(new[~torch.from_numpy(tail)], emb[~torch.from_numpy(tail)])

@@ -18,7 +18,7 @@ METRIC_KEYS = {"recall@10", "recall@20", "ndcg@10", "ndcg@20"}
 def test_smoke_run_writes_a_training_runs_files(tiny_dataset, tmp_path, capsys):
     out = tmp_path / "melt"
     assert main(["baseline", "melt", "--dataset", str(tiny_dataset), "--out", str(out), "--smoke-test",
-                 "--seed", "3"]) == 0
+                 "--seed", "3", "--store", str(tmp_path / "store")]) == 0
     run = tmp_path / "melt-smoke"
     metrics = json.loads((run / "metrics.json").read_text())
     ranks = pq.read_table(run / "user_metrics.parquet")["rank"].to_numpy()
@@ -36,6 +36,34 @@ def test_smoke_run_writes_a_training_runs_files(tiny_dataset, tmp_path, capsys):
     assert (run / "melt.pt").is_file() and (run / "model.pt").is_file()
     assert len(load_run(run)[1]) == 60
     assert "head / " in capsys.readouterr().out
+
+
+# the SASRec backbone run of the tiny dataset at smoke size, seed 0 (tests/stages/test_golden_ids.py)
+BACKBONE_SEED0 = "df01dbf2356d33ce"
+
+
+def test_melt_starts_from_the_backbone_run_in_the_store_and_reuses_it(tiny_dataset, tmp_path, capsys):
+    store = tmp_path / "store"
+    args = ["baseline", "melt", "--dataset", str(tiny_dataset), "--smoke-test", "--seed", "0", "--store", str(store)]
+    assert main(args + ["--out", str(tmp_path / "a")]) == 0
+    init = store / "train" / BACKBONE_SEED0 / "model.pt"
+    assert init.is_file()
+    assert json.loads((tmp_path / "a-smoke" / "metrics.json").read_text())["config"]["melt"]["init_from"] == str(init)
+    capsys.readouterr()
+    assert main(args + ["--out", str(tmp_path / "b")]) == 0  # a second MELT run trains no second SASRec
+    assert f"reusing train sasrec: {store / 'train' / BACKBONE_SEED0}" in capsys.readouterr().out
+    assert len(list((store / "train").iterdir())) == 1
+
+
+@pytest.mark.parametrize("value, message", [
+    ("/no/such/model.pt", "melt.init_from /no/such/model.pt: no such file"),
+    ("backbone", "melt.init_from=backbone needs the artifact store")])
+def test_init_from_errors_name_the_key(tiny_dataset, tmp_path, value, message):
+    from dr4sr.baselines.melt_run import run_melt
+    from dr4sr.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):  # no backbone_weights provider: an API caller's mistake
+        run_melt(str(tiny_dataset), tmp_path / "o", overrides={"melt": {"init_from": value}}, smoke_test=True)
 
 
 def test_bad_setting_is_one_error_line(tiny_dataset, tmp_path, capsys):

@@ -58,6 +58,10 @@ def test_tiny_grid_writes_table3_and_resumes(ray_session, tiny_dataset, tmp_path
     # the data-centric baselines run once per dataset and sit above the models, as in the paper
     assert finished(opts.out / "tiny" / "infae" / "baseline-seed0")
     assert finished(opts.out / "tiny" / "melt" / "baseline-seed0")
+    # MELT fine-tunes the grid's own SASRec backbone run (no SASRec of its own: see the 3 train artifacts below)
+    backbone_id = json.loads((runs[0].dir(opts.out) / "metrics.json").read_text())["train_artifact"]
+    melt_cfg = json.loads((opts.out / "tiny" / "melt" / "baseline-seed0" / "metrics.json").read_text())["config"]
+    assert melt_cfg["melt"]["init_from"] == str(tmp_path / "store" / "train" / backbone_id / "model.pt")
     assert table.index("| ∞-AE | ∞-AE | ") < table.index("| MELT | MELT | ") < table.index("| SASRec | SASRec | ")
     assert (opts.out / "table3_tiny.png").is_file()
     assert json.loads((opts.out / "grid.json").read_text())["datasets"] == ["tiny"]

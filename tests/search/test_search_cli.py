@@ -4,15 +4,26 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tiny_data import make_chain_sequences, write_text_dataset
 
 from dr4sr.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_tune_dry_run_lists_the_grid(tmp_path, capsys):
+@pytest.fixture
+def toys(tmp_path, monkeypatch) -> str:
+    """A data folder whose toys.txt is a small file: these commands only read and check the dataset, so the
+    real benchmark files need not be present."""
+    (tmp_path / "data").mkdir()
+    write_text_dataset(tmp_path / "data" / "toys.txt", make_chain_sequences())
+    monkeypatch.setenv("DR4SR_DATA_DIR", str(tmp_path / "data"))
+    return "toys"
+
+
+def test_tune_dry_run_lists_the_grid(tmp_path, toys, capsys):
     assert main(["tune", "--space", str(REPO / "search_spaces/gamma_sweep.yaml"), "--out", str(tmp_path / "s"),
-                 "--dataset", "toys", "--dry-run"]) == 0
+                 "--dataset", toys, "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "dr4sr / sasrec on toys" in out and "10 trials:" in out
     assert "    9  regenerate.gamma=1.0, train.seed=1" in out
@@ -30,9 +41,9 @@ def test_tune_errors_are_one_line(tmp_path, capsys):
     assert "unknown config key 'train.lrr'" in capsys.readouterr().err
 
 
-def test_plus_space_lists_its_nine_points(tmp_path, capsys):
+def test_plus_space_lists_its_nine_points(tmp_path, toys, capsys):
     plus = str(REPO / "search_spaces/plus_upper_grid.yaml")
-    assert main(["tune", "--space", plus, "--out", str(tmp_path / "p"), "--dry-run"]) == 0
+    assert main(["tune", "--space", plus, "--out", str(tmp_path / "p"), "--dataset", toys, "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "9 trials:" in out and "personalizer.lr" in out
 
@@ -73,8 +84,8 @@ def test_tune_smoke_help_says_what_a_smoke_study_runs(tmp_path, capsys):
     assert tpe.search.num_trials == SMOKE_TRIALS
 
 
-def test_tune_smoke_dry_run_is_labelled_and_writes_nothing(tmp_path, capsys):
-    assert main(["tune", "--space", GAMMA, "--out", str(tmp_path / "s"), "--dataset", "toys", "--smoke-test",
+def test_tune_smoke_dry_run_is_labelled_and_writes_nothing(tmp_path, toys, capsys):
+    assert main(["tune", "--space", GAMMA, "--out", str(tmp_path / "s"), "--dataset", toys, "--smoke-test",
                  "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("smoke test (4 epochs): not a result\n") and "6 trials:" in out
@@ -83,20 +94,20 @@ def test_tune_smoke_dry_run_is_labelled_and_writes_nothing(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("dry_run", [[], ["--dry-run"]])
-def test_tune_resume_without_a_study_stops_first(tmp_path, capsys, dry_run):
+def test_tune_resume_without_a_study_stops_first(tmp_path, toys, capsys, dry_run):
     folder = tmp_path / "nothing-here"
-    assert main(["tune", "--space", GAMMA, "--out", str(folder), "--dataset", "toys", "--resume", *dry_run]) == 2
+    assert main(["tune", "--space", GAMMA, "--out", str(folder), "--dataset", toys, "--resume", *dry_run]) == 2
     err = capsys.readouterr().err
     assert err == f"dr4sr: error: {folder}: no study to resume (no study.json); run without --resume to start one\n"
     assert not folder.exists()
 
 
-def test_tune_folder_checks_match_the_study(tmp_path, capsys):
+def test_tune_folder_checks_match_the_study(tmp_path, toys, capsys):
     out = tmp_path / "s"
     (out / "tune").mkdir(parents=True)
     (out / "tune" / "experiment_state-x.json").write_text("{}")
     (out / "study.json").write_text('{"name": "gamma-sweep", "smoke_test": true}')
-    args = ["tune", "--space", GAMMA, "--out", str(out), "--dataset", "toys", "--dry-run"]
+    args = ["tune", "--space", GAMMA, "--out", str(out), "--dataset", toys, "--dry-run"]
     assert main(args) == 2  # a new study would overwrite it
     assert "already holds a study; pass --resume to continue it" in capsys.readouterr().err
     assert main(args + ["--resume"]) == 2  # it is a smoke-test study

@@ -17,3 +17,4 @@ def baseline_runner(name: str):
 
 
 BASELINES = ("infae", "melt")  # the grid runs them once per dataset, at its first seed
+PRETRAINED = ("melt",)  # start from the SASRec backbone run: their runner takes `backbone_weights(seed)`

@@ -20,14 +20,21 @@ def cmd_infae(args) -> int:
 
 
 def cmd_melt(args) -> int:
+    import functools
+
     from dr4sr.baselines.melt_run import run_melt
     from dr4sr.config import parse_overrides
     from dr4sr.paths import smoke_out
+    from dr4sr.pipeline import backbone_weights
     from dr4sr.train.runner import format_metrics
 
     out = smoke_out(args.out, args.smoke_test)
-    metrics = run_melt(args.dataset, out, args.seed, parse_overrides(args.overrides), args.data_dir,
-                       args.smoke_test, resume=args.resume)
+    overrides = parse_overrides(args.overrides)
+    weights = functools.partial(backbone_weights, out, args.dataset, data_dir=args.data_dir,
+                                smoke_test=args.smoke_test, store_root=args.store,
+                                overrides={k: v for k, v in overrides.items() if k == "data"})
+    metrics = run_melt(args.dataset, out, args.seed, overrides, args.data_dir, args.smoke_test,
+                       resume=args.resume, backbone_weights=weights)
     print(format_metrics(metrics))
     print(f"wrote {out}/metrics.json, {out}/user_metrics.parquet, {out}/model.pt and {out}/melt.pt")
     return 0
@@ -61,5 +68,8 @@ def register(sub) -> None:
     _common(q, "melt.lambda_item=0.3")
     q.add_argument("--seed", type=int, default=None, help="training seed (train.seed; default 0)")
     q.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
+    q.add_argument("--store", default=None,
+                   help="artifact store holding the SASRec backbone run MELT starts from (melt.init_from=backbone; "
+                        "default: $DR4SR_ARTIFACTS, else ./artifacts)")
     q.add_argument("--smoke-test", action="store_true", help="2 epochs, output to OUT-smoke: not a result")
     q.set_defaults(func=cmd_melt, resume_hint="rerun the same command with --resume to continue from the last epoch")

@@ -15,7 +15,8 @@ Per training step, beside the next-item loss (as in the authors' code):
   the threshold 0) to those nearest the threshold at epoch E (E = curriculum_epochs;
   a = pi / (2 (max_len - threshold - 1)) for users, pi / 100 for items).
 Tail items: at the start of every epoch each tail item's embedding becomes W_I(mean encoding of all its
-contexts), and the epoch trains on from there; validation and test rank with the embeddings as that
+contexts), plus keep_old times its current embedding (the paper's gamma; 0 in the authors' code), and the
+epoch trains on from there; validation and test rank with the embeddings as that
 epoch left them, as the authors' code does (ranking straight after the rewrite put tail-item targets
 almost never in the top 20 on Beauty). Tail users: an encoding h is ranked as h + W_U h.
 """
@@ -180,7 +181,11 @@ class MeltHook(LoopHook):
             sums.index_add_(0, torch.from_numpy(owner[part]).to(self.device), h)
         counts = torch.from_numpy(ctx.count[items]).to(self.device, torch.float32)[:, None]
         weight = model.item_weights()
-        weight.data[torch.from_numpy(items).to(self.device)] = self.branches.w_i(sums / counts).to(weight.dtype)
+        rows = torch.from_numpy(items).to(self.device)
+        new = self.branches.w_i(sums / counts).to(weight.dtype)
+        if self.cfg.keep_old:  # the paper's Algorithm 1: q_i <- W_I(r_i) + gamma q_i
+            new = new + self.cfg.keep_old * weight.data[rows]
+        weight.data[rows] = new
         model.train(was_training)
 
     def start_epoch(self, model: Backbone, epoch: int) -> None:

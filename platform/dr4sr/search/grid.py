@@ -14,13 +14,14 @@ no grid search), its best trial by validation is retrained with the grid's seeds
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
 from pathlib import Path
 
 from dr4sr.errors import ConfigError
 from dr4sr.paths import atomic_write_text
-from dr4sr.pipeline import VARIANTS, RunRequest, recipe, run_variant
+from dr4sr.pipeline import VARIANTS, RunRequest, backbone_weights, recipe, run_variant
 from dr4sr.storage import resolve_store
 
 DATASETS = ("beauty", "sports", "toys", "yelp")
@@ -178,11 +179,18 @@ def _run_in(fields: dict, run_dir: str, seed: int) -> dict:
     label = f"{Path(run_dir).parent.name}/{Path(run_dir).name}"
     log = lambda msg: print(f"[{label}] {msg}", flush=True)  # noqa: E731
     if fields["variant"] == BASELINE_VARIANT:
-        from dr4sr.baselines import baseline_runner
+        from dr4sr.baselines import PRETRAINED, baseline_runner
 
         overrides = {k: v for k, v in fields["overrides"].items() if k in ("data", fields["backbone"])}
+        kwargs = {}
+        if fields["backbone"] in PRETRAINED:  # the grid's own SASRec backbone run of this seed, from the store
+            kwargs["backbone_weights"] = functools.partial(
+                backbone_weights, run_dir, fields["dataset"], data_dir=fields["data_dir"],
+                smoke_test=fields["smoke_test"], store_root=fields["store_root"],
+                overrides={k: v for k, v in overrides.items() if k == "data"}, log=log)
         m = baseline_runner(fields["backbone"])(fields["dataset"], run_dir, seed=seed, overrides=overrides,
-                                                data_dir=fields["data_dir"], smoke_test=fields["smoke_test"], log=log)
+                                                data_dir=fields["data_dir"], smoke_test=fields["smoke_test"], log=log,
+                                                **kwargs)
         return {"ndcg@20": m["test"]["ndcg@20"], "epochs": m.get("epochs", "no")}
     m = run_variant(RunRequest(**fields), run_dir, seed=seed, log=log)
     return {"ndcg@20": m["test"]["ndcg@20"], "epochs": m["epochs"]}

@@ -7,6 +7,7 @@ and read their section, and train/ never imports them."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 from dr4sr.errors import ConfigError
@@ -134,6 +135,9 @@ class PersonalizerConfig:
         return 1.0 if source in self.fixed_sources else self.constant_weight
 
 
+INIT_BACKBONE = "backbone"  # melt.init_from: start from the SASRec backbone run of the same data and seed
+
+
 @dataclasses.dataclass
 class MeltConfig:
     """MELT (Kim et al., SIGIR 2023); the meaning of each key is in configs/melt.yaml."""
@@ -143,18 +147,22 @@ class MeltConfig:
     lambda_user: float = 0.1
     lambda_item: float = 0.4
     curriculum_epochs: int = 180  # the authors' e_max
-    init_from: str = ""  # a SASRec model.pt to start from ("" = from scratch)
+    init_from: str = ""  # "" (scratch), a SASRec model.pt, or "backbone" (configs/melt.yaml: the SASRec backbone run)
+    keep_old: float = 0.0  # the paper's gamma: a rewritten tail item keeps this share of its embedding
 
     def validate(self) -> None:
         if not 0.0 < self.pareto < 1.0:
             raise ConfigError(f"melt.pareto must be in (0, 1), got {self.pareto}")
         if not 0.0 <= self.item_pareto_offset < self.pareto:
             raise ConfigError(f"melt.item_pareto_offset must be in [0, melt.pareto), got {self.item_pareto_offset}")
-        for key in ("lambda_user", "lambda_item"):
+        for key in ("lambda_user", "lambda_item", "keep_old"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"melt.{key} must be >= 0, got {getattr(self, key)}")
         if self.curriculum_epochs < 1:
             raise ConfigError(f"melt.curriculum_epochs must be >= 1, got {self.curriculum_epochs}")
+        if self.init_from not in ("", INIT_BACKBONE) and not Path(self.init_from).is_file():
+            raise ConfigError(f"melt.init_from {self.init_from}: no such file (expected '{INIT_BACKBONE}', '' or "
+                              f"a SASRec model.pt)")
 
 
 @dataclasses.dataclass
