@@ -34,7 +34,7 @@ def read_runs(grid: Path) -> list[dict]:
     for path in sorted(grid.glob("*/sasrec/*-seed*/metrics.json")):
         m = json.loads(path.read_text())
         variant = path.parent.name.rsplit("-seed", 1)[0]
-        train = m["epochs"] * (m["seconds_per_epoch"] + m["eval_seconds_per_epoch"])
+        train = sum(float(h.get("seconds", 0.0)) for h in m["history"])
         runs.append({"dataset": path.parts[-4], "variant": variant, "train": train,
                      "data": float(m.get("data_seconds") or 0.0), "epochs": m["epochs"]})
     return runs

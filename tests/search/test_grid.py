@@ -86,3 +86,18 @@ def test_tiny_grid_writes_table3_and_resumes(ray_session, tiny_dataset, tmp_path
     assert run_grid(opts)["failed"] == []
     assert "5 of 5 runs already finished (kept); 0 to run" in capsys.readouterr().out
     assert (opts.out / "tiny" / "sasrec" / "dr4sr-seed0" / "metrics.json").stat().st_mtime_ns == before
+
+
+def test_a_resumed_runs_wall_time_counts_the_epochs_of_its_earlier_processes():
+    from dr4sr.search.grid_status import run_wall_seconds
+
+    history = [{"epoch": e, "seconds": 10.0} for e in range(12)]  # 120 s of epochs in all
+    # killed after epoch 9 and resumed: the last process trained epochs 10-11 (20 s) in 25 s, 26 s end to end
+    resumed = {"history": history, "wall_seconds": 25.0, "run_wall_seconds": 26.0, "data_seconds": 1.0}
+    assert run_wall_seconds(resumed) == 26.0 + (120.0 - 25.0)
+    # one process, 120 s of epochs in 125 s of training: nothing added; a run that reused that model: ~0 s
+    assert run_wall_seconds({**resumed, "wall_seconds": 125.0, "run_wall_seconds": 130.0}) == 130.0
+    assert run_wall_seconds({**resumed, "wall_seconds": 125.0, "run_wall_seconds": 0.4}) == 0.4
+    # older runs without run_wall_seconds: data stages + training, plus the earlier processes' epochs
+    assert run_wall_seconds({"history": history, "wall_seconds": 25.0, "data_seconds": 5.0}) == 5.0 + 120.0
+    assert run_wall_seconds({"history": history}) is None

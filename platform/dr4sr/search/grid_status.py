@@ -77,12 +77,17 @@ def driver_alive(status: dict) -> bool:
 
 
 def run_wall_seconds(metrics: dict) -> float | None:
-    """A finished run's wall time: measured end to end, else its training's epochs (older runs)."""
-    if "run_wall_seconds" in metrics:
-        return float(metrics["run_wall_seconds"])
-    if "wall_seconds" in metrics:
-        return float(metrics["wall_seconds"]) + float(metrics.get("data_seconds", 0.0))
-    return None
+    """A finished run's wall time: measured end to end by its last process (else its data stages + its
+    training's wall time, older runs), plus the epochs that earlier, interrupted processes trained: the
+    history keeps every epoch's seconds across a resume, while the wall times cover the last process only.
+    A run whose model was reused keeps its near-zero wall time (its history equals the reused training's)."""
+    if "run_wall_seconds" not in metrics and "wall_seconds" not in metrics:
+        return None
+    train = float(metrics.get("wall_seconds", 0.0))
+    wall = (float(metrics["run_wall_seconds"]) if "run_wall_seconds" in metrics
+            else train + float(metrics.get("data_seconds", 0.0)))
+    epochs = sum(float(h.get("seconds", 0.0)) for h in metrics.get("history", []))
+    return wall + max(0.0, epochs - train)
 
 
 def estimate(run, walls: dict) -> float | None:
