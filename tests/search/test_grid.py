@@ -101,3 +101,17 @@ def test_a_resumed_runs_wall_time_counts_the_epochs_of_its_earlier_processes():
     # older runs without run_wall_seconds: data stages + training, plus the earlier processes' epochs
     assert run_wall_seconds({"history": history, "wall_seconds": 25.0, "data_seconds": 5.0}) == 5.0 + 120.0
     assert run_wall_seconds({"history": history}) is None
+
+
+def test_the_eta_counts_a_datasets_data_stages_once():
+    from dr4sr.search.grid_status import estimate
+
+    # Sports dr4sr seed 0: 4,000 s, of which 1,000 s before its training started (mining, pre-training, ...)
+    walls = {GridRun("sports", "sasrec", "dr4sr", 0, ""): (4000.0, 1000.0),
+             GridRun("sports", "sasrec", "backbone", 0, ""): (600.0, 0.0)}
+    assert estimate(GridRun("sports", "sasrec", "dr4sr", 1, ""), walls) == 3000.0  # its data is built
+    # no dr4sr+ run yet: every run's training, (3,000 + 600) / 2, and no data part (dr4sr+ re-weights dr4sr's)
+    assert estimate(GridRun("sports", "sasrec", "dr4sr+", 0, ""), walls) == 1800.0
+    assert estimate(GridRun("toys", "sasrec", "dr4sr", 0, ""), walls) == 4000.0  # by variant, data to build
+    assert estimate(GridRun("toys", "sasrec", "pattern", 0, ""), walls) == (4000.0 + 600.0) / 2  # any run
+    assert estimate(GridRun("toys", "sasrec", "pattern", 0, ""), {}) is None

@@ -91,14 +91,24 @@ def run_wall_seconds(metrics: dict) -> float | None:
 
 
 def estimate(run, walls: dict) -> float | None:
-    """Expected seconds of `run`: the mean of finished runs of the same (dataset, backbone, variant), else
-    (dataset, variant), else (variant), else every finished run."""
+    """Expected seconds of `run` from finished runs' (wall, data) seconds, `data` being the time before their
+    training started (stages built or waited for): the mean of finished runs of the same (dataset, backbone,
+    variant), else (dataset, variant), else (variant), else every finished run. The data part counts only
+    while no finished run on the same dataset and data has built it (a second seed, or dr4sr+ after dr4sr,
+    reuses it)."""
+    from dr4sr.pipeline import PERSONALIZED
+
+    def data(variant: str) -> str:  # dr4sr+ and constant re-weight the dr4sr data
+        return PERSONALIZED.get(variant, (variant,))[0]
+
     keys = [lambda r: (r.dataset, r.backbone, r.variant), lambda r: (r.dataset, r.variant), lambda r: r.variant,
             lambda r: None]
+    data_built = any(r.dataset == run.dataset and data(r.variant) == data(run.variant) for r in walls)
     for key in keys:
-        same = [w for r, w in walls.items() if key(r) == key(run)]
+        same = [wd for r, wd in walls.items() if key(r) == key(run)]
         if same:
-            return sum(same) / len(same)
+            train = sum(w - d for w, d in same) / len(same)
+            return train + (0.0 if data_built else sum(d for _, d in same) / len(same))
     return None
 
 
@@ -115,10 +125,11 @@ def grid_status(out: Path, runs: list) -> dict:
     for r in runs:
         rec = records.get(r.label, {})
         if finished(r.dir(out)):
-            wall = run_wall_seconds(read_json(r.dir(out) / "metrics.json"))
+            metrics = read_json(r.dir(out) / "metrics.json")
+            wall = run_wall_seconds(metrics)
             rows.append((r, "finished", wall))
             if wall is not None:
-                walls[r] = wall
+                walls[r] = (wall, min(float(metrics.get("data_seconds", 0.0)), wall))
         elif rec.get("state") == "running" and alive:
             rows.append((r, "running", now - rec["started"]))
         elif rec.get("state") in ("failed", "running", "interrupted"):
@@ -139,7 +150,7 @@ def grid_status(out: Path, runs: list) -> dict:
             left += est
     slots = status.get("slots") or 1
     return {"rows": rows, "alive": alive, "slots": slots, "eta_seconds": left / slots, "unestimated": unknown,
-            "core_hours": sum(walls.values()) / 3600}
+            "core_hours": sum(w for w, _ in walls.values()) / 3600}
 
 
 RECORD_FILES = ("metrics.json", "user_metrics.parquet")
