@@ -5,8 +5,11 @@
 #   part a: SASRec x {beauty, toys, sports, yelp} x {backbone, dr4sr, pattern, dr4sr+, constant} x seeds {0, 1}
 #           (the regenerating variants with --preset paper-era, the recipe that produced the paper's numbers;
 #           every cell's seed 0 runs before any seed 1)
-#   part b: the other four target models x 4 datasets x {backbone, dr4sr, pattern} at seed 0, in the same folder
-# Usage: benchmarks/table3_grid.sh a|b [extra dr4sr grid args]; then `dr4sr grid --status --out $OUT`,
+#   part b: the other four target models x 4 datasets x {backbone, dr4sr, pattern} at seed 0, in the same folder,
+#           cheapest first (FMLP-Rec's epoch costs ~14 SASRec epochs: benchmarks/grid_estimate.py)
+#   part c: the data-centric baselines ∞-AE and MELT, one row per dataset (MELT at seeds 0 and 1, each
+#           fine-tuning part a's SASRec backbone run of its seed, taken from the store)
+# Usage: benchmarks/table3_grid.sh a|b|c [extra dr4sr grid args]; then `dr4sr grid --status --out $OUT`,
 # `dr4sr report $OUT` (table3.md/.tex/.csv, table3_<dataset>.png), `dr4sr grid --out $OUT --export DIR`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +23,9 @@ common=(--out "$OUT" --store "$STORE" --datasets beauty toys sports yelp --prese
 case "$part" in
   a) exec .venv/bin/dr4sr grid "${common[@]}" --backbones sasrec \
        --variants backbone dr4sr pattern dr4sr+ constant --seeds 0 1 "$@" ;;
-  b) exec .venv/bin/dr4sr grid "${common[@]}" --backbones gru4rec fmlp gcegnn cl4srec \
+  b) exec .venv/bin/dr4sr grid "${common[@]}" --backbones gcegnn cl4srec gru4rec fmlp \
        --variants backbone dr4sr pattern --seeds 0 "$@" ;;
-  *) echo "part must be a or b" >&2; exit 2 ;;
+  c) exec .venv/bin/dr4sr grid "${common[@]}" --backbones sasrec --variants backbone --seeds 0 1 \
+       --baselines infae melt "$@" ;;
+  *) echo "part must be a, b or c" >&2; exit 2 ;;
 esac

@@ -115,3 +115,11 @@ def test_the_eta_counts_a_datasets_data_stages_once():
     assert estimate(GridRun("toys", "sasrec", "dr4sr", 0, ""), walls) == 4000.0  # by variant, data to build
     assert estimate(GridRun("toys", "sasrec", "pattern", 0, ""), walls) == (4000.0 + 600.0) / 2  # any run
     assert estimate(GridRun("toys", "sasrec", "pattern", 0, ""), {}) is None
+
+
+def test_baselines_run_after_each_seeds_models_and_melt_at_every_seed():
+    opts = GridOptions(Path("/g"), ["sasrec"], ["beauty"], ["backbone"], [0, 1], baselines=["infae", "melt"])
+    labels = [(r.seed, r.backbone, r.variant) for r in plan(opts, {"beauty": "beauty"})]
+    # ∞-AE's fit is deterministic: once; MELT trains from a seed: at each one, after that seed's models
+    assert labels == [(0, "sasrec", "backbone"), (0, "infae", "baseline"), (0, "melt", "baseline"),
+                      (1, "sasrec", "backbone"), (1, "melt", "baseline")]

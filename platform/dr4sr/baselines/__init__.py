@@ -16,5 +16,6 @@ def baseline_runner(name: str):
     raise KeyError(name)
 
 
-BASELINES = ("infae", "melt")  # the grid runs them once per dataset, at its first seed
+BASELINES = ("infae", "melt")  # the grid runs them once per dataset, at its first seed (SEEDED: at every seed)
+SEEDED = ("melt",)  # trained from random initial states and batches; ∞-AE's closed-form fit has no seed
 PRETRAINED = ("melt",)  # start from the SASRec backbone run: their runner takes `backbone_weights(seed)`

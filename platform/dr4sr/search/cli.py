@@ -190,7 +190,8 @@ def add_grid_args(p: argparse.ArgumentParser) -> None:
                    help="one seed, each dataset cut to a dense sample of users, 2 epochs, tiny stage budgets")
     p.add_argument("--gpus-per-run", type=float, default=0.0, help="GPU fraction per run (packs runs on a GPU)")
     p.add_argument("--baselines", nargs="*", default=[], metavar="NAME",
-                   help="data-centric baselines as rows above the models, once per dataset (infae, melt)")
+                   help="data-centric baselines as rows above the models (infae: once per dataset; melt: "
+                        "at every seed, from that seed's SASRec backbone run)")
     p.add_argument("--max-concurrent", type=int, default=None,
                    help="runs at once (default: as many as the cluster's CPUs/GPUs fit now)")
     add_tracking_args(p, "every ended cell as a trial (a rerun keeps the last URL given)", "", "cell")

@@ -132,13 +132,17 @@ BASELINE_VARIANT = "baseline"  # the variant name of a data-centric baseline's r
 
 
 def plan(opts: GridOptions, data: dict[str, str]) -> list[GridRun]:
-    """Every run, in the order they start: seed, then backbone, dataset and variant as given; the
-    deterministic baselines once per dataset, after the first seed's runs."""
+    """Every run, in the order they start: seed, then backbone, dataset and variant as given; after each
+    seed's runs, the data-centric baselines of that seed (deterministic ones once, at the first seed)."""
+    from dr4sr.baselines import SEEDED
+
     seeds = opts.seeds[:1] if opts.smoke_test else opts.seeds
-    runs = [GridRun(d, b, v, s, data[d]) for s in seeds for b in opts.backbones for d in data for v in opts.variants]
-    extra = [GridRun(d, b, BASELINE_VARIANT, seeds[0], data[d]) for b in opts.baselines for d in data]
-    first = sum(1 for r in runs if r.seed == seeds[0])
-    return runs[:first] + extra + runs[first:]
+    out = []
+    for s in seeds:
+        out += [GridRun(d, b, v, s, data[d]) for b in opts.backbones for d in data for v in opts.variants]
+        out += [GridRun(d, b, BASELINE_VARIANT, s, data[d]) for b in opts.baselines for d in data
+                if s == seeds[0] or b in SEEDED]
+    return out
 
 
 def regenerates(run: GridRun) -> bool:
