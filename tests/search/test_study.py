@@ -301,7 +301,7 @@ def test_resume_with_more_trials_extends_a_finished_tpe_study(ray_session, tiny_
 
 def test_more_trials_need_a_finished_optuna_study(tmp_path, tiny_dataset):
     from dr4sr.errors import ConfigError
-    from dr4sr.search.study import extension
+    from dr4sr.search.study_folder import extension
 
     space = backbone_lr_space(tmp_path, tiny_dataset, 2)
     study = tmp_path / "s"

@@ -106,7 +106,8 @@ def study_from_args(args):
     """Every check before anything is written or scheduled (a dry run stops on the same errors)."""
     from dr4sr.paths import require_folders
     from dr4sr.search.sample import sample_dataset
-    from dr4sr.search.study import SMOKE_USERS, StudyOptions, check_study_folder, smoke_space
+    from dr4sr.search.study import SMOKE_USERS, StudyOptions, smoke_space
+    from dr4sr.search.study_folder import check_study_folder
     from dr4sr.search.validate import check_datasets
 
     folder = out_folder_of(args.out)
@@ -119,7 +120,7 @@ def study_from_args(args):
     if args.num_trials and space.search.kind != "optuna":
         raise ConfigError(f"--num-trials: {space.path} is a grid space, which runs every point of its dimensions")
     if args.num_trials and args.resume:
-        from dr4sr.search.study import extension
+        from dr4sr.search.study_folder import extension
 
         extension(folder.local, space, args.num_trials)  # an unfinished study stops here, before any work
     opts = StudyOptions(folder.local, args.store, args.data_dir, args.smoke_test, args.resume,

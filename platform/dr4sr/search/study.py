@@ -13,29 +13,34 @@ Trials share one artifact store, so trials that differ only in a late stage reus
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
 import signal
-import threading
 import time
 from pathlib import Path
 
 from dr4sr.config import deep_merge
 from dr4sr.errors import ConfigError, Terminated
+from dr4sr.search.interrupts import (
+    RESUME_HINT,
+    GracefulStop,
+    StudyInterrupted,
+    StudyTerminated,
+    env_vars,
+    record_interrupt,
+)
 from dr4sr.search.optuna_db import StudyDB, keep_db_info, resolve_db
 from dr4sr.search.space import SearchSpace
+from dr4sr.search.study_folder import EXPERIMENT, current_experiment, experiments, extension
 from dr4sr.search.trial import STUDY_KEY, run_trial
 from dr4sr.smoke import SMOKE_REGEN, SMOKE_TRAIN
 from dr4sr.storage import resolve_store
 
-EXPERIMENT = "tune"
 SMOKE_EPOCHS = 4  # enough for ASHA rungs at 1, 2, 4 epochs
 SMOKE_TRIALS = 4  # Optuna spaces; grid spaces keep SMOKE_GRID_VALUES values of each key
 SMOKE_GRID_VALUES = 3
 SMOKE_USERS = 300
-RESUME_HINT = "rerun with --resume to continue"
 
 
 @dataclasses.dataclass
@@ -53,41 +58,6 @@ class StudyOptions:
     track: str | None = None  # experiment tracker for the trials: mlflow or wandb
     out_uri: str | None = None  # --out on s3://: `out` is then this node's working copy of it
     num_trials: int | None = None  # an Optuna study's trials; on --resume, more than before extends it
-
-
-def experiments(out: Path) -> list[Path]:
-    """The study's Tune experiments in order: tune/, then one per extension (tune-2/, tune-3/, ...)."""
-    found = [out / EXPERIMENT] if (out / EXPERIMENT).is_dir() else []
-    k = 2
-    while (out / f"{EXPERIMENT}-{k}").is_dir():
-        found.append(out / f"{EXPERIMENT}-{k}")
-        k += 1
-    return found
-
-
-def current_experiment(out: Path) -> Path:
-    return (experiments(out) or [out / EXPERIMENT])[-1]
-
-
-def extension(out: Path, space: SearchSpace, num_trials: int | None) -> int:
-    """How many trials `--resume --num-trials N` adds to a finished Optuna study (0: a plain resume).
-    Tune cannot raise a restored experiment's sample count, so the new trials run as a new experiment on
-    the same stored Optuna study, whose TPE sampler sees every earlier trial."""
-    from dr4sr.search.results import read_study
-
-    if not num_trials or not (out / "study.json").is_file():  # no new count, or a study still to start
-        return 0
-    info, rows = read_study(out)
-    planned = int(info.get("trials_planned") or 0)
-    if num_trials <= planned:
-        return 0
-    if space.search.kind != "optuna":
-        raise ConfigError(f"--num-trials: {out} is a grid study, which runs every point of its space")
-    if len(rows) < planned or any(r["status"] == "incomplete" for r in rows):
-        done = sum(r["status"] != "incomplete" for r in rows)
-        raise ConfigError(f"{out}: the study is unfinished ({done} of {planned} trials); resume it with --resume "
-                          f"first, then raise --num-trials to {num_trials}")
-    return num_trials - planned
 
 
 def out_folder(opts: StudyOptions):
@@ -187,21 +157,6 @@ def tune_verbosity() -> int | None:
     return None if verbose() else 0
 
 
-@contextlib.contextmanager
-def env_vars(**values: str | None):
-    """Set (or with None, leave) environment variables for the block, then restore them."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update({k: v for k, v in values.items() if v is not None})
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def sync_callbacks(opts: StudyOptions) -> list:
     """A study on s3://: after every trial, its folder comes down and the driver's files go up."""
     if not opts.out_uri:
@@ -275,107 +230,6 @@ def check_fits(space: SearchSpace, opts: StudyOptions) -> None:
                           f"trial's driver do not fit this Ray's {cpus:g} CPUs; use workers: 1 here")
 
 
-def check_study_folder(out: Path, resume: bool, name: str, smoke_test: bool) -> None:
-    """What `--resume` needs, or what a new study must not overwrite; reads files only (no Ray)."""
-    info_path, exp = out / "study.json", current_experiment(out)
-    if resume:
-        if not info_path.is_file():
-            raise ConfigError(f"{out}: no study to resume (no study.json); run without --resume to start one")
-        old = json.loads(info_path.read_text())
-        if old.get("name") != name or bool(old.get("smoke_test")) != smoke_test:
-            kind = "smoke-test" if old.get("smoke_test") else "full-size"
-            raise ConfigError(f"{out}: holds the {kind} study {old.get('name')!r}; resume it with the same "
-                              f"--space and {'with' if old.get('smoke_test') else 'without'} --smoke-test")
-        if exp.is_dir() and any(exp.iterdir()) and not any(exp.glob("experiment_state-*.json")):
-            raise ConfigError(f"{exp} has no restorable state yet (killed before its first snapshot): delete "
-                              f"it, or give a new --out")
-    elif exp.is_dir() and any(exp.iterdir()):
-        raise ConfigError(f"{exp} already holds a study; pass --resume to continue it, or give a new --out")
-
-
-class StudyInterrupted(KeyboardInterrupt):
-    """A study stopped by SIGINT after Tune saved its state; `line` says how far it got."""
-    exit_code = 130
-
-    def __init__(self, line: str, summary: dict):
-        super().__init__(line)
-        self.line, self.summary = line, summary
-
-
-class StudyTerminated(StudyInterrupted, Terminated):
-    exit_code = 143
-
-
-class GracefulStop:
-    """SIGINT and SIGTERM during a study: the first asks Tune to end its loop and save its state (Tune's
-    SIGUSR1 handler, the path of its own Ctrl-C handling), a second one stops at once. Tune's SIGINT
-    handler stays off, so that SIGTERM (`ray job stop`, kill) stops as cleanly and the signal is known."""
-
-    def __init__(self):
-        self.signum: int | None = None
-        self._saved: dict = {}
-        self._deferred = False  # while Ray starts: record the first signal, raise it afterwards in check()
-
-    def __enter__(self) -> "GracefulStop":
-        if threading.current_thread() is not threading.main_thread():
-            return self  # only the main thread may set handlers; Tune then sets none either
-        self._env = env_vars(TUNE_DISABLE_SIGINT_HANDLER="1")
-        self._env.__enter__()
-        self._saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)}
-        self.rearm()
-        return self
-
-    def rearm(self) -> None:
-        """(Again) after ray.init(), whose C++ core installs a SIGTERM handler that aborts the driver."""
-        if self._saved:
-            signal.signal(signal.SIGINT, self._handle)
-            signal.signal(signal.SIGTERM, self._handle)
-
-    @contextlib.contextmanager
-    def kept_during_ray_init(self):
-        """ray.init() replaces the SIGTERM handler with one that raises SystemExit, and code inside it can
-        swallow that exception (the signal was then lost and the study ran on) or print it as "Exception
-        ignored" (raised inside an at-fork hook). Ours stays installed and only records a first signal
-        while Ray starts; `check()` raises it once ray.init() returned. A second signal raises at once."""
-        import ray._private.utils as ray_utils  # where ray.init() installs its handler (Ray 2.60)
-
-        original = getattr(ray_utils, "set_sigterm_handler", None)
-        if not self._saved or original is None:
-            yield
-            return
-        ray_utils.set_sigterm_handler = lambda handler: None
-        self._deferred = True
-        try:
-            yield
-        finally:
-            ray_utils.set_sigterm_handler = original
-            self._deferred = False
-
-    def check(self) -> None:
-        """Raise for a signal whose exception was swallowed (raised inside an at-fork hook or a finalizer,
-        as happens while ray.init() starts its processes)."""
-        if self.signum is not None:
-            raise Terminated() if self.signum == signal.SIGTERM else KeyboardInterrupt()
-
-    def _handle(self, signum, frame) -> None:
-        first = self.signum is None
-        self.signum = self.signum or signum
-        if first and self._deferred:
-            return
-        tune_stop = signal.getsignal(signal.SIGUSR1)
-        if first and callable(tune_stop) and tune_stop is not self._saved.get(signal.SIGUSR1):
-            tune_stop(signum, frame)  # installed by tuner.fit(): its loop ends after the current step
-            return
-        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
-
-    def __exit__(self, *exc) -> None:
-        if not self._saved:
-            return
-        for s, handler in self._saved.items():
-            signal.signal(s, handler)
-        self._env.__exit__(None, None, None)
-
-
 def announce(out: Path, db: StudyDB | None = None, track: str | None = None, out_uri: str | None = None) -> None:
     """Where to watch the study: TensorBoard, the Optuna dashboard, MLflow and, for a local Ray, Ray's
     dashboard."""
@@ -412,18 +266,6 @@ def fresh_callbacks(tuner, callbacks: list) -> None:
         run_config = local.get_run_config()
         run_config.callbacks = list(callbacks)
         run_config.verbose = tune_verbosity()
-
-
-def record_interrupt(out: Path, signum: int | None) -> None:
-    """study.json says whether the last run was interrupted (results.csv and `dr4sr report` repeat it)."""
-    path = out / "study.json"
-    if not path.is_file():
-        return
-    info = json.loads(path.read_text())
-    info.pop("interrupted", None)
-    if signum is not None:
-        info["interrupted"] = signal.Signals(signum).name
-    path.write_text(json.dumps(info, indent=2, default=str))
 
 
 def run_study(space: SearchSpace, opts: StudyOptions) -> dict:
