@@ -97,3 +97,20 @@ def test_grid_table_puts_melt_above_the_models_with_the_papers_value(tmp_path):
     assert len(rows) == 1 and rows[0].endswith(",0.04,0.0,,,0.0379")  # ours, then the paper's Beauty N@20
     melt_diff = next(line for line in table.split("### Ours minus")[1].splitlines() if line.startswith("| MELT"))
     assert melt_diff.endswith("| +0.0021 (0.0379) |")  # 0.04 - 0.0379
+
+
+def test_the_grid_resumes_an_interrupted_melt_run_from_its_checkpoint(tiny_dataset, tmp_path, capsys):
+    from dr4sr.baselines.melt_run import run_melt
+    from dr4sr.search.grid import _run_in
+
+    run_dir = tmp_path / "grid" / "tiny" / "melt" / "baseline-seed0"
+    scratch = {"melt": {"init_from": ""}}
+    # a first process got through epoch 0 of the smoke budget's 2 (as if killed after it)
+    run_melt(str(tiny_dataset), run_dir, 0, {**scratch, "train": {"max_epochs": 1}}, smoke_test=True)
+    assert (run_dir / "checkpoints" / "last.pt").is_file()
+    capsys.readouterr()
+    fields = {"variant": "baseline", "backbone": "melt", "dataset": str(tiny_dataset), "overrides": scratch,
+              "data_dir": None, "smoke_test": True, "store_root": str(tmp_path / "store")}
+    assert _run_in(fields, str(run_dir), 0)["epochs"] == 2
+    assert "resumed from epoch 0" in capsys.readouterr().out
+    assert [h["epoch"] for h in json.loads((run_dir / "metrics.json").read_text())["history"]] == [0, 1]

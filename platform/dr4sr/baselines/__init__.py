@@ -16,6 +16,8 @@ def baseline_runner(name: str):
     raise KeyError(name)
 
 
-BASELINES = ("infae", "melt")  # the grid runs them once per dataset, at its first seed (SEEDED: at every seed)
-SEEDED = ("melt",)  # trained from random initial states and batches; ∞-AE's closed-form fit has no seed
+BASELINES = ("infae", "melt")  # the grid runs them once per dataset, at its first seed (TRAINED: at every seed)
+# trained by the epoch loop from a seed: run at every seed, and their runner takes `resume` (continue from
+# the run folder's checkpoint); ∞-AE's closed-form fit has no seed and takes minutes
+TRAINED = ("melt",)
 PRETRAINED = ("melt",)  # start from the SASRec backbone run: their runner takes `backbone_weights(seed)`

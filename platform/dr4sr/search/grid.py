@@ -134,14 +134,14 @@ BASELINE_VARIANT = "baseline"  # the variant name of a data-centric baseline's r
 def plan(opts: GridOptions, data: dict[str, str]) -> list[GridRun]:
     """Every run, in the order they start: seed, then backbone, dataset and variant as given; after each
     seed's runs, the data-centric baselines of that seed (deterministic ones once, at the first seed)."""
-    from dr4sr.baselines import SEEDED
+    from dr4sr.baselines import TRAINED
 
     seeds = opts.seeds[:1] if opts.smoke_test else opts.seeds
     out = []
     for s in seeds:
         out += [GridRun(d, b, v, s, data[d]) for b in opts.backbones for d in data for v in opts.variants]
         out += [GridRun(d, b, BASELINE_VARIANT, s, data[d]) for b in opts.baselines for d in data
-                if s == seeds[0] or b in SEEDED]
+                if s == seeds[0] or b in TRAINED]
     return out
 
 
@@ -183,10 +183,10 @@ def _run_in(fields: dict, run_dir: str, seed: int) -> dict:
     label = f"{Path(run_dir).parent.name}/{Path(run_dir).name}"
     log = lambda msg: print(f"[{label}] {msg}", flush=True)  # noqa: E731
     if fields["variant"] == BASELINE_VARIANT:
-        from dr4sr.baselines import PRETRAINED, baseline_runner
+        from dr4sr.baselines import PRETRAINED, TRAINED, baseline_runner
 
         overrides = {k: v for k, v in fields["overrides"].items() if k in ("data", fields["backbone"])}
-        kwargs = {}
+        kwargs = {"resume": True} if fields["backbone"] in TRAINED else {}  # an interrupted run continues
         if fields["backbone"] in PRETRAINED:  # the grid's own SASRec backbone run of this seed, from the store
             kwargs["backbone_weights"] = functools.partial(
                 backbone_weights, run_dir, fields["dataset"], data_dir=fields["data_dir"],
