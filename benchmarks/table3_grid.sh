@@ -5,8 +5,8 @@
 #   part a: SASRec x {beauty, toys, sports, yelp} x {backbone, dr4sr, pattern, dr4sr+, constant} x seeds {0, 1}
 #           (the regenerating variants with --preset paper-era, the recipe that produced the paper's numbers;
 #           every cell's seed 0 runs before any seed 1)
-#   part b: the other four target models x 4 datasets x {backbone, dr4sr, pattern} at seed 0, in the same folder,
-#           cheapest first (FMLP-Rec's epoch costs ~14 SASRec epochs: benchmarks/grid_estimate.py)
+#   part b: the other five target models (BERT4Rec included) x 4 datasets x {backbone, dr4sr, pattern} at
+#           seed 0, in the same folder, cheapest first (FMLP-Rec's epoch costs ~14 SASRec epochs: benchmarks/grid_estimate.py)
 #   part c: the data-centric baselines ∞-AE and MELT, one row per dataset (MELT at seeds 0 and 1, each
 #           fine-tuning part a's SASRec backbone run of its seed, taken from the store)
 # Usage: benchmarks/table3_grid.sh a|b|c [extra dr4sr grid args]; then `dr4sr grid --status --out $OUT`,
@@ -23,7 +23,7 @@ common=(--out "$OUT" --store "$STORE" --datasets beauty toys sports yelp --prese
 case "$part" in
   a) exec .venv/bin/dr4sr grid "${common[@]}" --backbones sasrec \
        --variants backbone dr4sr pattern dr4sr+ constant --seeds 0 1 "$@" ;;
-  b) exec .venv/bin/dr4sr grid "${common[@]}" --backbones gcegnn cl4srec gru4rec fmlp \
+  b) exec .venv/bin/dr4sr grid "${common[@]}" --backbones gcegnn cl4srec gru4rec bert4rec fmlp \
        --variants backbone dr4sr pattern --seeds 0 "$@" ;;
   c) exec .venv/bin/dr4sr grid "${common[@]}" --backbones sasrec --variants backbone --seeds 0 1 \
        --baselines infae melt "$@" ;;
