@@ -152,12 +152,13 @@ def run_variant(req: RunRequest, out_dir: str | Path, seed: int | None = None, l
 def backbone_weights(out_dir: str | Path, dataset: str, seed: int, data_dir: str | None = None,
                      smoke_test: bool = False, store_root: str | None = None, overrides: dict | None = None,
                      log=print) -> Path:
-    """model.pt of the SASRec `backbone` run on `dataset` at `seed` (default SASRec config under `overrides`),
-    from the artifact store: trained once, then reused, e.g. by a grid's backbone row. MELT starts from it,
-    as its authors' code starts from a pre-trained SASRec."""
+    """model.pt of the SASRec `backbone` run on `dataset` at `seed` (the default SASRec config; of
+    `overrides` only the `data` section applies), from the artifact store: trained once, then reused, e.g.
+    by a grid's backbone row. MELT starts from it, as its authors' code starts from a pre-trained SASRec."""
     from dr4sr.baselines.melt_run import ENCODER
 
-    req = RunRequest(dataset, backbone=ENCODER, variant="backbone", overrides=overrides or {}, data_dir=data_dir,
+    data = {k: v for k, v in (overrides or {}).items() if k == "data"}
+    req = RunRequest(dataset, backbone=ENCODER, variant="backbone", overrides=data, data_dir=data_dir,
                      smoke_test=smoke_test, store_root=store_root)
     run = prepare_run(req, out_dir, seed)
     run.runtime.log = log

@@ -31,8 +31,7 @@ def cmd_melt(args) -> int:
     out = smoke_out(args.out, args.smoke_test)
     overrides = parse_overrides(args.overrides)
     weights = functools.partial(backbone_weights, out, args.dataset, data_dir=args.data_dir,
-                                smoke_test=args.smoke_test, store_root=args.store,
-                                overrides={k: v for k, v in overrides.items() if k == "data"})
+                                smoke_test=args.smoke_test, store_root=args.store, overrides=overrides)
     metrics = run_melt(args.dataset, out, args.seed, overrides, args.data_dir, args.smoke_test,
                        resume=args.resume, backbone_weights=weights)
     print(format_metrics(metrics))

@@ -191,7 +191,7 @@ def _run_in(fields: dict, run_dir: str, seed: int) -> dict:
             kwargs["backbone_weights"] = functools.partial(
                 backbone_weights, run_dir, fields["dataset"], data_dir=fields["data_dir"],
                 smoke_test=fields["smoke_test"], store_root=fields["store_root"],
-                overrides={k: v for k, v in overrides.items() if k == "data"}, log=log)
+                overrides=overrides, log=log)
         m = baseline_runner(fields["backbone"])(fields["dataset"], run_dir, seed=seed, overrides=overrides,
                                                 data_dir=fields["data_dir"], smoke_test=fields["smoke_test"], log=log,
                                                 **kwargs)
