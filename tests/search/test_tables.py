@@ -116,3 +116,19 @@ def test_head_to_head_answers_each_question_with_a_paired_test(grid):
     assert by["pattern", "dr4sr"]["pvalue"] < 1e-10  # the fake dr4sr ranks 100 users first, pattern none
     text = to_markdown(table3_rows(grid, ["toys"], ["sasrec"], ["backbone", "dr4sr"], [0, 1]), None, duels)
     assert "| toys | SASRec | +40.0% (p " in text and "pattern + original vs DR4SR" in text
+
+
+def test_a_deterministic_baseline_is_one_fit_not_one_seed(grid):
+    from dr4sr.search.table3_format import to_markdown
+
+    # ∞-AE (closed form, no seed) ran once; MELT (trained from a seed) finished seed 0 only
+    fake_run(run_dir(grid, "toys", "infae", "baseline", 0), np.full(200, 500), metrics(0.024))
+    fake_run(run_dir(grid, "toys", "melt", "baseline", 0), np.full(200, 500), metrics(0.022))
+    rows = table3_rows(grid, ["toys"], ["infae", "melt"], ["baseline"], [0, 1], baseline="baseline")
+    rows += table3_rows(grid, ["toys"], ["sasrec"], ["backbone", "dr4sr"], [0, 1])
+    text = to_markdown(rows)
+    assert "| ∞-AE | ∞-AE | 0.1000 | 0.2000 | 0.0120 | 0.0240 |" in text  # no † on a single fit
+    assert "| MELT | MELT | 0.1000† | 0.2000† | 0.0110† | 0.0220† |" in text
+    assert "mean over 2 seeds unless marked †" in text
+    assert "∞-AE: deterministic (a closed-form fit, no seed), run once." in text
+    assert "MELT: deterministic" not in text

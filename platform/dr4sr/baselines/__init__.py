@@ -20,4 +20,5 @@ BASELINES = ("infae", "melt")  # the grid runs them once per dataset, at its fir
 # trained by the epoch loop from a seed: run at every seed, and their runner takes `resume` (continue from
 # the run folder's checkpoint); ∞-AE's closed-form fit has no seed and takes minutes
 TRAINED = ("melt",)
+SINGLE_FIT = tuple(b for b in BASELINES if b not in TRAINED)  # deterministic: one fit, no seed
 PRETRAINED = ("melt",)  # start from the SASRec backbone run: their runner takes `backbone_weights(seed)`

@@ -38,16 +38,21 @@ def row_name(model: str, variant: str) -> str:
     return VARIANT_NAMES.get(variant, variant)
 
 
+def one_seed(row: dict) -> bool:
+    """A seeded method finished at one seed only (a deterministic baseline has no seed to repeat)."""
+    return row["seeds"] == 1 and not row.get("single_fit")
+
+
 def value_cell(row: dict | None, m: str) -> str:
     if row is None:
         return MISSING
-    return f"{row[f'{m}_mean']:.4f}{mark(row, m)}" + (ONE_SEED if row["seeds"] == 1 else "")
+    return f"{row[f'{m}_mean']:.4f}{mark(row, m)}" + (ONE_SEED if one_seed(row) else "")
 
 
 def latex_value_cell(row: dict | None, m: str) -> str:
     if row is None:
         return MISSING
-    flags = mark(row, m) + (r"\dagger" if row["seeds"] == 1 else "")
+    flags = mark(row, m) + (r"\dagger" if one_seed(row) else "")
     return f"{row[f'{m}_mean']:.4f}" + (f"$^{{{flags}}}$" if flags else "")
 
 
@@ -80,12 +85,14 @@ def _lines(rows: list[dict], cell, improv: bool) -> list[tuple[str, str, list[st
 
 
 def footnote(rows: list[dict]) -> str:
-    most = max(r["seeds"] for r in rows)
+    most = max([r["seeds"] for r in rows if not r.get("single_fit")] or [1])
+    fits = sorted({MODEL_NAMES.get(r["backbone"], r["backbone"]) for r in rows if r.get("single_fit")})
     seeds = f"mean over {most} seeds unless marked {ONE_SEED}" if most > 1 else f"one seed per cell ({ONE_SEED})"
     return (f"Test metrics, full ranking over all items; {seeds}. "
             f"Improv.: gain over the same model's backbone row (seeds both rows finished). `*` p < 0.05, `**` "
             f"p < 0.01: paired t-test over users against the backbone, each user's metric averaged over those seeds. "
-            f"{ONE_SEED}: one seed only. {MISSING}: not run (yet).")
+            f"{ONE_SEED}: one seed only. {MISSING}: not run (yet)."
+            + (f" {', '.join(fits)}: deterministic (a closed-form fit, no seed), run once." if fits else ""))
 
 
 def duels_markdown(duels: list[dict]) -> list[str]:

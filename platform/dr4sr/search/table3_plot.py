@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from dr4sr.paths import atomic_write
-from dr4sr.search.table3_format import ONE_SEED, VARIANT_NAMES, layout, row_name
+from dr4sr.search.table3_format import ONE_SEED, VARIANT_NAMES, layout, one_seed, row_name
 
 
 def plot_datasets(rows: list[dict], out_dir: Path, name: str = "table3", title: str | None = None,
@@ -35,7 +35,7 @@ def plot_datasets(rows: list[dict], out_dir: Path, name: str = "table3", title: 
                 if row is not None:
                     ax.bar(xs[i] - width / 4, row[f"{metric}_mean"], width / 2, yerr=row[f"{metric}_std"],
                            color=color, capsize=2, label=VARIANT_NAMES.get(v, v))
-                    if row["seeds"] == 1:
+                    if one_seed(row):
                         ax.text(xs[i] - width / 4, row[f"{metric}_mean"], ONE_SEED, ha="center", va="bottom")
                     if row.get(f"{metric}_paper") is not None:
                         ax.bar(xs[i] + width / 4, row[f"{metric}_paper"], width / 2, color="white", edgecolor=color,

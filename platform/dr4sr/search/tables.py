@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dr4sr.baselines import SINGLE_FIT
 from dr4sr.paths import atomic_write, atomic_write_text
 from dr4sr.report import METRICS, load_run
 from dr4sr.search.paper import paper_value
@@ -69,7 +70,8 @@ def table3_rows(grid: str | Path, datasets, backbones, variants, seeds, baseline
                 if not runs:
                     continue
                 row = {"dataset": dataset, "backbone": backbone, "variant": variant, "seeds": len(runs),
-                       "seed_list": " ".join(map(str, sorted(runs)))}
+                       "seed_list": " ".join(map(str, sorted(runs))),
+                       "single_fit": variant == baseline and backbone in SINGLE_FIT}
                 shared = sorted(set(base) & set(runs)) if variant != baseline else []
                 for m in METRICS:
                     vals = [r[0]["test"][m] for r in runs.values()]
