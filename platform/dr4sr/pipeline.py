@@ -123,6 +123,9 @@ def run_variant(req: RunRequest, out_dir: str | Path, seed: int | None = None, l
     """`on_epoch(record)` is called after every epoch of the target model's training (not of the stages
     before it, nor when the train artifact is reused): how a Tune trial reports to ASHA. `events`: the
     executor's progress callback when the caller shows the plan itself (compare, one plan for its runs)."""
+    from dr4sr.train.worker import reset_peak_memory
+
+    reset_peak_memory()  # this run's own peak, also when the process ran others before it
     run = prepared or prepare_run(req, out_dir, seed)
     cfg, store, req, name = run.cfg, run.store, run.req, run.name
     if show_plan:

@@ -96,9 +96,20 @@ def check_resume_state(state: object, path: str | Path, expected: dict) -> dict:
     return state
 
 
+def reset_peak_memory() -> None:
+    """Start a run's peak-memory count from what is resident now: a process that runs one run after another
+    (a grid's Ray worker, `dr4sr compare`) would otherwise report the highest peak of any earlier run.
+    Linux: writing 5 to /proc/self/clear_refs resets the high-water mark (elsewhere nothing changes)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
 def peak_memory_mb(device: torch.device | None) -> dict:
-    """This process's peak resident memory so far (data, model, evaluation; runs sharing a process, as in
-    `dr4sr compare`, report the highest yet), and on CUDA the peak tensor memory: what machine a run needs."""
+    """This process's peak resident memory since the run began (reset_peak_memory; data, model,
+    evaluation), and on CUDA the peak tensor memory: what machine a run needs."""
     out = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}  # Linux: KiB
     if device is not None and device.type == "cuda":
         out["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
