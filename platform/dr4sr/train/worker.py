@@ -107,10 +107,20 @@ def reset_peak_memory() -> None:
         pass
 
 
+def _high_water_kib() -> int:
+    """VmHWM, which reset_peak_memory resets; ru_maxrss also keeps the peak of the process this one was
+    forked from, so it is only the fallback (KiB on Linux)."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM"))
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def peak_memory_mb(device: torch.device | None) -> dict:
     """This process's peak resident memory since the run began (reset_peak_memory; data, model,
     evaluation), and on CUDA the peak tensor memory: what machine a run needs."""
-    out = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}  # Linux: KiB
+    out = {"peak_rss_mb": round(_high_water_kib() / 1024, 1)}
     if device is not None and device.type == "cuda":
         out["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
     return out
