@@ -9,4 +9,5 @@ export DR4SR_DATA_DIR=${DR4SR_DATA_DIR:-$(cd .. && pwd)/shared/datasets}
 if [ $# -eq 0 ]; then
   .venv/bin/ruff check platform tests jobs benchmarks
 fi
-exec .venv/bin/python -m pytest tests -q "$@"
+# pyproject's testpaths gives `tests` when no path is passed, so a file or folder narrows the run
+exec .venv/bin/python -m pytest -q "$@"
