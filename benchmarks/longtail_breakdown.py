@@ -29,8 +29,7 @@ def per_user(folder: Path, users: np.ndarray, metric: str) -> np.ndarray:
     """`metric` per user in the order of `users` (a run that ranked other users stops with its folder)."""
     table = pq.read_table(folder / "user_metrics.parquet").to_pydict()
     by_user = dict(zip(table["user"], table["rank"]))
-    missing = [u for u in users[:3] if u not in by_user]
-    if missing or len(by_user) != len(users):
+    if len(by_user) != len(users) or any(u not in by_user for u in users):
         sys.exit(f"{folder}: its user_metrics.parquet ranks {len(by_user):,} users, the dataset has {len(users):,}")
     return user_metric(np.array([by_user[u] for u in users]), metric)
 

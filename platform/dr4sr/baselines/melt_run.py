@@ -22,7 +22,9 @@ def run_melt(dataset: str, out_dir: str | Path, seed: int | None = None, overrid
     from dr4sr.config import deep_merge
     from dr4sr.paths import require_writable, smoke_label
     from dr4sr.train.runner import build_run_config, train_stage
+    from dr4sr.train.worker import reset_peak_memory
 
+    reset_peak_memory()  # this run's own peak, also in a grid worker that ran other runs before it
     overrides = deep_merge({"train": {"seed": seed}} if seed is not None else {}, overrides or {})
     cfg = build_run_config(ENCODER, dataset, overrides, data_dir, smoke_test,
                            defaults=load_yaml(CONFIG_DIR / "melt.yaml"))

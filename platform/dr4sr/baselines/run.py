@@ -133,8 +133,9 @@ def run_infae(dataset: str, out_dir: str | Path, seed: int | None = None, overri
               data_dir: str | None = None, smoke_test: bool = False, log=print) -> dict:
     """One ∞-AE run into `out_dir` (used as given: the CLI adds the -smoke suffix); returns metrics.json's dict."""
     from dr4sr.train.runner import prepare_splits
-    from dr4sr.train.worker import peak_memory_mb, write_outputs
+    from dr4sr.train.worker import peak_memory_mb, reset_peak_memory, write_outputs
 
+    reset_peak_memory()  # this run's own peak, also in a grid worker that ran other runs before it
     started = time.time()
     cfg = build_infae_config(dataset, overrides, data_dir, smoke_test, seed)
     out = require_writable(out_dir, "output folder")

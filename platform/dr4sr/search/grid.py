@@ -184,9 +184,7 @@ def _run_in(fields: dict, run_dir: str, seed: int) -> dict:
     log = lambda msg: print(f"[{label}] {msg}", flush=True)  # noqa: E731
     if fields["variant"] == BASELINE_VARIANT:
         from dr4sr.baselines import PRETRAINED, TRAINED, baseline_runner
-        from dr4sr.train.worker import reset_peak_memory
 
-        reset_peak_memory()  # the worker may have run another grid run before this one
         overrides = {k: v for k, v in fields["overrides"].items() if k in ("data", fields["backbone"])}
         kwargs = {"resume": True} if fields["backbone"] in TRAINED else {}  # an interrupted run continues
         if fields["backbone"] in PRETRAINED:  # the grid's own SASRec backbone run of this seed, from the store
